@@ -1,0 +1,28 @@
+"""Century Ring: memory-safe Python bindings to Linux ``io_uring``.
+
+The low-level API is synchronous: queue operations with the ``prep_*`` methods of an
+:class:`IoUring`, submit them, and reap :class:`CompletionEvent` objects.
+"""
+
+from __future__ import annotations
+
+from century_ring._century_ring import (
+    AT_FDCWD,
+    CompletionEvent,
+    IoUring,
+    make_io_ring,
+    make_sqe_flags,
+)
+from century_ring.enums import FileOpenFlag, FileOpenMode
+from century_ring.helpers import raise_for_cqe
+
+__all__ = [
+    "AT_FDCWD",
+    "CompletionEvent",
+    "FileOpenFlag",
+    "FileOpenMode",
+    "IoUring",
+    "make_io_ring",
+    "make_sqe_flags",
+    "raise_for_cqe",
+]

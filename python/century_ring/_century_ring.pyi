@@ -1,0 +1,122 @@
+"""Type stubs for the native core of Century Ring (``century_ring._century_ring``)."""
+
+from collections.abc import Iterable
+from ipaddress import IPv4Address, IPv6Address
+from os import PathLike
+from types import TracebackType
+from typing import Final, Protocol, final
+
+from typing_extensions import Buffer, Self
+
+from century_ring.enums import FileOpenFlag, FileOpenMode
+
+class _HasFileno(Protocol):
+    def fileno(self) -> int: ...
+
+_Fd = int | _HasFileno
+_Path = str | bytes | PathLike[str] | PathLike[bytes]
+
+AT_FDCWD: Final[int]
+
+@final
+class CompletionEvent:
+    @property
+    def result(self) -> int: ...
+    @property
+    def user_data(self) -> int: ...
+    @property
+    def buffer(self) -> bytes | None: ...
+    @property
+    def flags(self) -> int: ...
+
+@final
+class IoUring:
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+    def close(self) -> None: ...
+    @property
+    def closed(self) -> bool: ...
+    @property
+    def pending_sq_entries(self) -> int: ...
+    @property
+    def in_flight(self) -> int: ...
+    def probe(self) -> dict[str, bool]: ...
+    def prep_openat(
+        self,
+        relative_to: _Fd | None,
+        path: _Path,
+        open_mode: FileOpenMode,
+        flags: Iterable[FileOpenFlag] | FileOpenFlag | None = None,
+        permissions: int = 0o666,
+        *,
+        sqe_flags: int | None = None,
+    ) -> int: ...
+    def prep_read(
+        self, fd: _Fd, byte_count: int, offset: int = -1, *, sqe_flags: int | None = None
+    ) -> int: ...
+    def prep_write(
+        self,
+        fd: _Fd,
+        buffer: Buffer,
+        file_offset: int = -1,
+        count: int | None = None,
+        buffer_offset: int | None = None,
+        *,
+        sqe_flags: int | None = None,
+    ) -> int: ...
+    def prep_create_socket(
+        self,
+        domain: int,
+        type: int,
+        protocol: int = 0,
+        nonblocking: bool = False,
+        *,
+        sqe_flags: int | None = None,
+    ) -> int: ...
+    def prep_connect_v4(
+        self, fd: _Fd, address: str | IPv4Address, port: int, *, sqe_flags: int | None = None
+    ) -> int: ...
+    def prep_connect_v6(
+        self, fd: _Fd, address: str | IPv6Address, port: int, *, sqe_flags: int | None = None
+    ) -> int: ...
+    def prep_send(
+        self,
+        fd: _Fd,
+        buffer: Buffer,
+        count: int | None = None,
+        buffer_offset: int | None = None,
+        flags: int = 0,
+        *,
+        sqe_flags: int | None = None,
+    ) -> int: ...
+    def prep_recv(
+        self, fd: _Fd, byte_count: int, flags: int = 0, *, sqe_flags: int | None = None
+    ) -> int: ...
+    def prep_close(self, fd: _Fd, *, sqe_flags: int | None = None) -> int: ...
+    def submit(self) -> int: ...
+    def submit_and_wait(self, count: int = 1) -> int: ...
+    def submit_and_wait_with_timeout(self, seconds: float, nsec: int = 0) -> int: ...
+    def get_completion_entries(self) -> list[CompletionEvent]: ...
+    def register_eventfd(self, event_fd: _Fd | None = None) -> int: ...
+
+def make_io_ring(
+    entries: int = 256,
+    cq_size: int | None = None,
+    sqpoll_idle_ms: int | None = None,
+    single_issuer: bool = True,
+    autosubmit: bool = True,
+) -> IoUring: ...
+def make_sqe_flags(
+    fixed_file: bool = False,
+    io_drain: bool = False,
+    io_link: bool = False,
+    io_hardlink: bool = False,
+    io_async: bool = False,
+    buffer_select: bool = False,
+    skip_success: bool = False,
+) -> int: ...
