@@ -1,0 +1,106 @@
+//! Turning Python arguments into checked Rust values. Every check names the argument it
+//! refuses, and runs before anything is queued.
+
+use std::ffi::CString;
+
+use pyo3::exceptions::{PyOverflowError, PyTypeError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyInt, PyString};
+
+use crate::errors::bad_arg;
+
+/// Largest byte count one read, write, send or recv may ask for (the kernel's `len` field is
+/// 32 bits, and Linux moves at most `MAX_RW_COUNT`, just under 2 GiB, per call anyway).
+pub const MAX_BYTE_COUNT: i64 = i32::MAX as i64;
+
+/// An integer argument in `min..=max`. Non-integers raise `TypeError`; integers outside the
+/// range, however large, raise `ValueError` naming the argument and the bounds.
+pub fn int_in(obj: &Bound<'_, PyAny>, name: &str, min: i64, max: i64) -> PyResult<i64> {
+    let value = match obj.extract::<i64>() {
+        Ok(value) => value,
+        Err(err) if err.is_instance_of::<PyOverflowError>(obj.py()) => {
+            return Err(bad_arg(format!(
+                "{name} must be between {min} and {max}, got {}",
+                obj.repr().map(|r| r.to_string()).unwrap_or_default()
+            )));
+        }
+        Err(_) => {
+            return Err(PyTypeError::new_err(format!(
+                "{name} must be an int, not {}",
+                type_name(obj)
+            )));
+        }
+    };
+    if value < min || value > max {
+        return Err(bad_arg(format!(
+            "{name} must be between {min} and {max}, got {value}"
+        )));
+    }
+    Ok(value)
+}
+
+/// A file descriptor: a non-negative `int`, or any object with a `fileno()` method.
+pub fn fd(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<i32> {
+    if obj.is_instance_of::<PyInt>() {
+        return Ok(int_in(obj, name, 0, i32::MAX.into())? as i32);
+    }
+    match obj.getattr(pyo3::intern!(obj.py(), "fileno")) {
+        Ok(fileno) => Ok(int_in(&fileno.call0()?, name, 0, i32::MAX.into())? as i32),
+        Err(_) => Err(PyTypeError::new_err(format!(
+            "{name} must be a file descriptor (an int or an object with a fileno() method), \
+             not {}",
+            type_name(obj)
+        ))),
+    }
+}
+
+/// A byte count for a read or receive: `0 <= n <= 2**31 - 1`.
+pub fn byte_count(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<u32> {
+    Ok(int_in(obj, name, 0, MAX_BYTE_COUNT)? as u32)
+}
+
+/// A file offset: `-1` (the file's current position) or an absolute offset. Returned in the
+/// form the SQE wants, where `u64::MAX` means "current position".
+pub fn file_offset(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<u64> {
+    Ok(int_in(obj, name, -1, i64::MAX)? as u64)
+}
+
+/// A path as the kernel wants it: bytes without NUL, from `bytes`, `str` (encoded with the
+/// filesystem encoding, as `os.fsencode` does) or any `os.PathLike`.
+pub fn path(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<CString> {
+    let py = obj.py();
+    let fspath;
+    let obj = if obj.is_instance_of::<PyBytes>() || obj.is_instance_of::<PyString>() {
+        obj
+    } else {
+        let os = py.import(pyo3::intern!(py, "os"))?;
+        fspath = os
+            .call_method1(pyo3::intern!(py, "fspath"), (obj,))
+            .map_err(|_| {
+                PyTypeError::new_err(format!(
+                    "{name} must be str, bytes or os.PathLike, not {}",
+                    type_name(obj)
+                ))
+            })?;
+        &fspath
+    };
+    let encoded;
+    let raw: &[u8] = if let Ok(bytes) = obj.cast::<PyBytes>() {
+        bytes.as_bytes()
+    } else {
+        let os = py.import(pyo3::intern!(py, "os"))?;
+        encoded = os
+            .call_method1(pyo3::intern!(py, "fsencode"), (obj,))?
+            .cast_into::<PyBytes>()?;
+        encoded.as_bytes()
+    };
+    CString::new(raw).map_err(|_| bad_arg(format!("{name} must not contain NUL bytes")))
+}
+
+/// `repr(type(obj).__name__)`, for error messages.
+pub fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    obj.get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "?".to_owned())
+}

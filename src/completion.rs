@@ -1,0 +1,54 @@
+//! `CompletionEvent`: one reaped completion-queue entry.
+
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+/// One completed operation, as returned by :meth:`IoUring.get_completion_entries`.
+///
+/// Completion events are immutable. Match them to the operations you queued by
+/// :attr:`user_data`; check :attr:`result` (or call :func:`raise_for_cqe`) before using the
+/// data.
+#[pyclass(frozen, module = "century_ring")]
+pub struct CompletionEvent {
+    /// The operation's return value, as the matching system call would give it: a byte count,
+    /// a new file descriptor, or ``0``. On failure it is ``-errno`` (for example ``-2`` for
+    /// ``ENOENT``); :func:`raise_for_cqe` turns that into an exception.
+    #[pyo3(get)]
+    pub result: i32,
+    /// The value the ``prep_*`` call returned for this operation.
+    #[pyo3(get)]
+    pub user_data: u64,
+    /// For :meth:`IoUring.prep_read` and :meth:`IoUring.prep_recv`, the data received: a
+    /// :class:`bytes` of exactly :attr:`result` bytes. ``None`` for every other operation and
+    /// for a failed read or receive.
+    #[pyo3(get)]
+    pub buffer: Option<Py<PyBytes>>,
+    /// The completion-queue entry's ``IORING_CQE_F_*`` flags (for example
+    /// ``IORING_CQE_F_MORE``, ``1 << 1``, when an operation will complete again).
+    #[pyo3(get)]
+    pub flags: u32,
+}
+
+#[pymethods]
+impl CompletionEvent {
+    fn __repr__(&self, py: Python<'_>) -> String {
+        let buffer = match &self.buffer {
+            None => "None".to_owned(),
+            Some(bytes) => {
+                let bytes = bytes.bind(py).as_bytes();
+                if bytes.len() <= 32 {
+                    PyBytes::new(py, bytes)
+                        .repr()
+                        .map(|r| r.to_string())
+                        .unwrap_or_default()
+                } else {
+                    format!("<{} bytes>", bytes.len())
+                }
+            }
+        };
+        format!(
+            "CompletionEvent(user_data={}, result={}, flags={:#x}, buffer={buffer})",
+            self.user_data, self.result, self.flags
+        )
+    }
+}

@@ -1,0 +1,117 @@
+//! The one place where failures become Python exceptions, each saying what went wrong and why.
+
+use std::io;
+
+use pyo3::exceptions::{PyNotImplementedError, PyOSError, PyRuntimeError, PyValueError};
+use pyo3::PyErr;
+
+/// Every method of a closed ring raises this.
+pub fn closed() -> PyErr {
+    PyValueError::new_err("The ring is closed")
+}
+
+/// Raised when a second thread (or a signal handler re-entering the ring) calls into a ring
+/// while another call holds it, typically a blocking wait.
+pub fn busy() -> PyErr {
+    PyRuntimeError::new_err(
+        "The ring is busy in another thread (or in a call this one re-entered from a signal \
+         handler): IoUring calls cannot overlap. Serialise access with a lock, or wake the \
+         waiting thread (for example through an eventfd from register_eventfd()) first.",
+    )
+}
+
+/// Raised when a child process touches the ring of the parent it was forked from.
+pub fn forked(owner_pid: u32) -> PyErr {
+    PyRuntimeError::new_err(format!(
+        "This IoUring belongs to process {owner_pid}, and this process is a fork of it: a \
+         forked child cannot use its parent's ring. Create a new ring in the child with \
+         make_io_ring()."
+    ))
+}
+
+pub fn skip_success_with_owned_data() -> PyErr {
+    PyValueError::new_err("Can't use 'SKIP_SUCCESS' on submissions with owned data")
+}
+
+/// An operation the running kernel's io_uring probe does not list.
+pub fn unsupported_op(method: &str, opcode: &str, since: &str) -> PyErr {
+    PyNotImplementedError::new_err(format!(
+        "{method} needs the io_uring operation {opcode}, added in Linux {since}; the running \
+         kernel does not support it"
+    ))
+}
+
+/// An `OSError` (Python picks the subclass from the errno) whose message adds `context`.
+pub fn os_error(err: &io::Error, context: &str) -> PyErr {
+    let code = err.raw_os_error().unwrap_or(libc::EIO);
+    PyOSError::new_err((code, format!("{context}: {}", strerror(code))))
+}
+
+/// Failures of `io_uring_enter`, with advice for the errors a user can act on.
+pub fn enter_error(err: &io::Error) -> PyErr {
+    match err.raw_os_error() {
+        Some(libc::EEXIST) => PyOSError::new_err((
+            libc::EEXIST,
+            "io_uring_enter refused this thread: the ring was made with single_issuer=True, so \
+             only the thread that created it may submit or wait. Create it with \
+             make_io_ring(single_issuer=False) to use it from several threads.",
+        )),
+        _ => os_error(err, "io_uring_enter failed"),
+    }
+}
+
+/// Failures of `io_uring_setup`, explaining the usual reasons a system refuses io_uring.
+pub fn setup_error(err: &io::Error) -> PyErr {
+    let code = err.raw_os_error().unwrap_or(libc::EIO);
+    let why = match code {
+        libc::EPERM => match read_io_uring_disabled() {
+            Some(2) => {
+                "io_uring is disabled on this system (sysctl kernel.io_uring_disabled = 2); \
+                        an administrator can enable it with sysctl kernel.io_uring_disabled=0"
+                    .to_owned()
+            }
+            Some(1) => "io_uring is restricted on this system (sysctl kernel.io_uring_disabled = \
+                        1): only members of the group in kernel.io_uring_group may create rings"
+                .to_owned(),
+            _ => "io_uring is not permitted for this process; a seccomp filter (container \
+                  runtimes block io_uring by default) or a security module denies \
+                  io_uring_setup"
+                .to_owned(),
+        },
+        libc::ENOSYS => "this kernel has no io_uring (Century Ring needs Linux 5.11 or later), \
+                         or a seccomp filter hides the io_uring_setup system call"
+            .to_owned(),
+        libc::ENOMEM => "the kernel could not allocate the ring; use fewer entries, or raise \
+                         RLIMIT_MEMLOCK (ulimit -l) on kernels before 5.12, which charge rings \
+                         to it"
+            .to_owned(),
+        libc::EMFILE | libc::ENFILE => {
+            "no file descriptor is left for the ring (open-file limit reached)".to_owned()
+        }
+        libc::EINVAL => "the kernel rejected the ring's parameters".to_owned(),
+        _ => strerror(code),
+    };
+    PyOSError::new_err((code, format!("io_uring_setup failed: {why}")))
+}
+
+fn read_io_uring_disabled() -> Option<u32> {
+    std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+pub fn strerror(code: i32) -> String {
+    io::Error::from_raw_os_error(code)
+        .to_string()
+        .split(" (os error")
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// A bad argument: the message names it and says what was expected.
+pub fn bad_arg(message: String) -> PyErr {
+    PyValueError::new_err(message)
+}

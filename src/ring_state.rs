@@ -1,0 +1,459 @@
+//! The ring itself: queueing, submitting, waiting, reaping and draining. No Python types here
+//! except where completions become Python objects.
+
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::{fence, Ordering};
+use std::time::{Duration, Instant};
+
+use io_uring::opcode;
+use io_uring::squeue::Flags;
+use io_uring::types::CancelBuilder;
+use io_uring::{EnterFlags, Probe};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList};
+
+use crate::completion::CompletionEvent;
+use crate::errors;
+use crate::inflight::{InFlight, Owned, INTERNAL_USER_DATA};
+use crate::ops::Prepared;
+
+/// `IORING_CQE_F_MORE`: the operation will post more completions for the same `user_data`.
+const CQE_F_MORE: u32 = 1 << 1;
+
+/// How long closing waits for the kernel to give back operations' memory before warning.
+pub const DRAIN_WARN_AFTER: Duration = Duration::from_secs(2);
+/// How long closing waits in all; after that the memory is leaked, never freed.
+pub const DRAIN_GIVE_UP_AFTER: Duration = Duration::from_secs(10);
+
+/// A completion taken off the CQ ring, not yet handed to Python.
+#[derive(Clone, Copy)]
+struct RawCompletion {
+    user_data: u64,
+    result: i32,
+    flags: u32,
+}
+
+pub struct RingState {
+    ring: io_uring::IoUring,
+    inflight: InFlight,
+    /// Completions moved off the CQ ring (to make room, or while waiting) and not yet reaped.
+    ready: VecDeque<RawCompletion>,
+    autosubmit: bool,
+    /// `None` when the kernel predates `IORING_REGISTER_PROBE`; everything is then attempted.
+    probe: Option<Box<Probe>>,
+    /// An eventfd the ring created in `register_eventfd`, closed with the ring.
+    owned_eventfd: Option<OwnedFd>,
+}
+
+/// Why a drain stopped.
+pub enum DrainOutcome {
+    Finished,
+    /// Still waiting after `DRAIN_WARN_AFTER`; the caller warns and drains again.
+    StillWaiting(usize),
+    /// The given number of operations never completed; their memory was leaked.
+    Leaked(usize),
+}
+
+impl RingState {
+    pub fn new(ring: io_uring::IoUring, autosubmit: bool) -> Self {
+        let mut probe = Box::new(Probe::new());
+        let probe = match ring.submitter().register_probe(&mut probe) {
+            Ok(()) => Some(probe),
+            Err(_) => None,
+        };
+        RingState {
+            ring,
+            inflight: InFlight::default(),
+            ready: VecDeque::new(),
+            autosubmit,
+            probe,
+            owned_eventfd: None,
+        }
+    }
+
+    pub fn supports(&self, opcode: u8) -> bool {
+        self.probe.as_ref().is_none_or(|p| p.is_supported(opcode))
+    }
+
+    pub fn supports_timed_wait(&self) -> bool {
+        self.ring.params().is_feature_ext_arg()
+    }
+
+    pub fn fd(&self) -> i32 {
+        self.ring.as_raw_fd()
+    }
+
+    /// Entries queued and not yet consumed by the kernel.
+    pub fn pending(&mut self) -> u32 {
+        self.ring.submission().len() as u32
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.inflight.len()
+    }
+
+    pub fn set_owned_eventfd(&mut self, fd: OwnedFd) {
+        self.owned_eventfd = Some(fd);
+    }
+
+    pub fn register_eventfd(&self, fd: i32) -> io::Result<()> {
+        self.ring.submitter().register_eventfd(fd)
+    }
+
+    /// Queues one operation. Its memory moves into the in-flight table, where it stays until
+    /// the completion for the returned `user_data` is reaped.
+    pub fn push(&mut self, prepared: Prepared, flags: Flags) -> PyResult<u64> {
+        if self.ring.submission().is_full() {
+            if !self.autosubmit {
+                return Err(errors::bad_arg(format!(
+                    "The submission queue is full ({} entries) and autosubmit is off; call \
+                     submit() before queueing more",
+                    self.ring.params().sq_entries()
+                )));
+            }
+            self.submit()?;
+            while self.ring.submission().is_full() {
+                // Only an SQPOLL ring can still be full: its kernel thread has not caught up.
+                // SAFETY: no argument pointer is passed.
+                match enter(self.fd(), 0, 0, EnterFlags::SQ_WAIT.bits(), None) {
+                    Ok(_) => {}
+                    Err(err) if err.raw_os_error() == Some(libc::EINTR) => {}
+                    Err(err) => return Err(errors::enter_error(&err)),
+                }
+            }
+        }
+        let Prepared { entry, owned, .. } = prepared;
+        let user_data = if flags.contains(Flags::SKIP_SUCCESS) {
+            debug_assert!(
+                owned.is_nothing(),
+                "skip_success is refused for owned memory"
+            );
+            self.inflight.untracked_user_data()
+        } else {
+            self.inflight.insert(owned)
+        };
+        let entry = entry.user_data(user_data).flags(flags);
+        // SAFETY: every pointer in `entry` points into heap memory now owned by the in-flight
+        // table under `user_data` (or the entry holds no pointer at all), and that memory is
+        // freed only once the completion for `user_data` has been reaped, or leaked if the
+        // ring is torn down without one. The queue has room: it was checked just above.
+        unsafe { self.ring.submission().push(&entry) }.expect("the queue has room");
+        Ok(user_data)
+    }
+
+    /// Submits every queued entry without waiting. Returns how many were submitted.
+    pub fn submit(&mut self) -> PyResult<u32> {
+        self.submit_and_collect(0, None, None)
+    }
+
+    /// Submits, then waits until at least `want` completions are ready (counting those already
+    /// taken off the ring), or until `timeout` passes. Waits release the GIL when `py` is given;
+    /// signals are handled as PEP 475 asks.
+    pub fn submit_and_collect(
+        &mut self,
+        want: usize,
+        timeout: Option<Duration>,
+        py: Option<Python<'_>>,
+    ) -> PyResult<u32> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut submitted = 0u32;
+        let mut timed_out = false;
+        let mut retries = 0u32;
+        loop {
+            self.collect()?;
+            let pending = self.pending();
+            let missing = want.saturating_sub(self.ready.len());
+            let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            timed_out |= remaining == Some(Duration::ZERO);
+            if pending == 0 && (missing == 0 || timed_out) {
+                return Ok(submitted);
+            }
+            let min_complete = if timed_out {
+                0
+            } else {
+                // The CQ ring was just emptied, so the kernel can post up to its capacity; more
+                // arrive through the overflow list as we reap.
+                missing.min(self.ring.completion().capacity()) as u32
+            };
+            let mut flags = 0;
+            if min_complete > 0 {
+                flags |= EnterFlags::GETEVENTS.bits();
+            }
+            if self.ring.params().is_setup_sqpoll() {
+                fence(Ordering::SeqCst);
+                if self.ring.submission().need_wakeup() {
+                    flags |= EnterFlags::SQ_WAKEUP.bits();
+                } else if min_complete == 0 {
+                    // The kernel thread is awake and will pick the entries up.
+                    return Ok(submitted + pending);
+                }
+            }
+            let fd = self.fd();
+            let timespec = remaining.filter(|_| min_complete > 0).map(timespec);
+            let result = match py {
+                Some(py) if min_complete > 0 => {
+                    py.detach(|| enter(fd, pending, min_complete, flags, timespec.as_ref()))
+                }
+                _ => enter(fd, pending, min_complete, flags, timespec.as_ref()),
+            };
+            match result {
+                Ok(count) => {
+                    submitted += count;
+                    retries = 0;
+                }
+                Err(err) => match err.raw_os_error() {
+                    Some(libc::ETIME) => timed_out = true,
+                    Some(libc::EINTR) => {
+                        if let Some(py) = py {
+                            py.check_signals()?;
+                        }
+                    }
+                    // The kernel is short of request memory, or its overflow backlog is full:
+                    // reaping (at the top of the loop) frees both.
+                    Some(libc::EAGAIN | libc::EBUSY) if retries < 1000 => {
+                        retries += 1;
+                        if retries > 10 {
+                            std::thread::sleep(Duration::from_millis(1));
+                        }
+                    }
+                    _ => return Err(errors::enter_error(&err)),
+                },
+            }
+        }
+    }
+
+    /// Moves every completion the kernel has posted, including its overflow backlog, into
+    /// `ready`. Never drops one.
+    fn collect(&mut self) -> PyResult<()> {
+        // Bounded so a ring that keeps overflowing under load cannot keep us here forever;
+        // what is left is collected next time.
+        for _ in 0..64 {
+            self.ready
+                .extend(self.ring.completion().map(|cqe| RawCompletion {
+                    user_data: cqe.user_data(),
+                    result: cqe.result(),
+                    flags: cqe.flags(),
+                }));
+            if !self.ring.submission().cq_overflow() {
+                break;
+            }
+            // The kernel moves its backlog onto the (now empty) CQ ring only inside
+            // io_uring_enter with GETEVENTS.
+            match enter(self.fd(), 0, 0, EnterFlags::GETEVENTS.bits(), None) {
+                Ok(_) => {}
+                Err(err)
+                    if matches!(
+                        err.raw_os_error(),
+                        Some(libc::EINTR | libc::EBUSY | libc::EAGAIN)
+                    ) => {}
+                Err(err) => return Err(errors::enter_error(&err)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Every completion ready now, oldest first, as Python objects.
+    pub fn reap<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        self.collect()?;
+        let list = PyList::empty(py);
+        while let Some(raw) = self.ready.pop_front() {
+            let owned = self.release(raw);
+            let buffer = match owned {
+                Some(Owned::Destination(buf)) if raw.result >= 0 => {
+                    // SAFETY: a successful read or receive wrote exactly `result` bytes at the
+                    // start of the buffer (and never more than its capacity, its `len`).
+                    Some(PyBytes::new(py, unsafe { buf.filled(raw.result as usize) }).unbind())
+                }
+                _ => None,
+            };
+            let event = CompletionEvent {
+                result: raw.result,
+                user_data: raw.user_data,
+                buffer,
+                flags: raw.flags,
+            };
+            list.append(Bound::new(py, event)?)?;
+        }
+        Ok(list)
+    }
+
+    /// What the completed operation owned, now that the kernel is done with it. A completion
+    /// flagged MORE is not the last one, so its memory stays in the table.
+    fn release(&mut self, raw: RawCompletion) -> Option<Owned> {
+        if raw.flags & CQE_F_MORE != 0 {
+            None
+        } else {
+            self.inflight.remove(raw.user_data)
+        }
+    }
+
+    /// Cancels everything in flight and waits, for at most `budget`, until the kernel has
+    /// posted a final completion for every operation. Completions are discarded: the ring is
+    /// closing.
+    pub fn drain(&mut self, budget: Duration) -> DrainOutcome {
+        let started = Instant::now();
+        let mut cancelled_at: Option<Instant> = None;
+        let mut can_submit = true;
+        loop {
+            if self.collect().is_err() {
+                // Only an unusable ring fails here; what remains is leaked below.
+            }
+            while let Some(raw) = self.ready.pop_front() {
+                if raw.user_data == INTERNAL_USER_DATA {
+                    if raw.result == -libc::EINVAL {
+                        // Before Linux 5.19 there is no "cancel any": cancel one by one.
+                        self.cancel_one_by_one();
+                    }
+                } else {
+                    drop(self.release(raw));
+                }
+            }
+            if self.inflight.is_empty() {
+                return DrainOutcome::Finished;
+            }
+            let waited = started.elapsed();
+            if waited >= budget {
+                return DrainOutcome::StillWaiting(self.inflight.len());
+            }
+            // Ask again every second: an operation may have been between states the first time.
+            if can_submit && cancelled_at.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                can_submit = self.cancel_everything();
+                cancelled_at = Some(Instant::now());
+            }
+            let slice = (budget - waited).min(Duration::from_millis(250));
+            let pending = if can_submit { self.pending() } else { 0 };
+            let flags = EnterFlags::GETEVENTS.bits();
+            match enter(self.fd(), pending, 1, flags, Some(&timespec(slice))) {
+                Err(err) if err.raw_os_error() == Some(libc::EEXIST) => can_submit = false,
+                _ => {}
+            }
+        }
+    }
+
+    /// Queues and submits a cancellation of every in-flight operation. Returns false when this
+    /// thread may not submit to the ring (single issuer), after trying the synchronous cancel
+    /// that needs no submission.
+    fn cancel_everything(&mut self) -> bool {
+        let cancel = opcode::AsyncCancel2::new(CancelBuilder::any())
+            .build()
+            .user_data(INTERNAL_USER_DATA);
+        if self.push_internal(&cancel).is_err() {
+            return false;
+        }
+        match enter(self.fd(), self.pending(), 0, 0, None) {
+            Err(err) if err.raw_os_error() == Some(libc::EEXIST) => {
+                let timeout = io_uring::types::Timespec::new().nsec(100_000_000);
+                let _ = self
+                    .ring
+                    .submitter()
+                    .register_sync_cancel(Some(timeout), CancelBuilder::any());
+                false
+            }
+            _ => true,
+        }
+    }
+
+    fn cancel_one_by_one(&mut self) {
+        for user_data in self.inflight.live_user_data() {
+            let cancel = opcode::AsyncCancel::new(user_data)
+                .build()
+                .user_data(INTERNAL_USER_DATA);
+            if self.push_internal(&cancel).is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Queues an entry that points at no memory, submitting first if the queue is full.
+    fn push_internal(&mut self, entry: &io_uring::squeue::Entry) -> io::Result<()> {
+        if self.ring.submission().is_full() {
+            enter(self.fd(), self.pending(), 0, 0, None)?;
+        }
+        // SAFETY: cancel entries carry only a user_data or flags, no pointer.
+        unsafe { self.ring.submission().push(entry) }
+            .map_err(|_| io::Error::from_raw_os_error(libc::EBUSY))
+    }
+
+    /// Gives up on operations that never completed: their memory is leaked so the kernel can
+    /// never write into freed memory. Returns how many were abandoned.
+    pub fn leak_in_flight(&mut self) -> usize {
+        let abandoned = self.inflight.len();
+        std::mem::forget(std::mem::take(&mut self.inflight));
+        abandoned
+    }
+
+    /// In a forked child: drop the child's copy without touching the parent's ring. The ring
+    /// mappings were not inherited (MADV_DONTFORK), and unmapping their addresses here could
+    /// unmap something else the child has placed there since, so only the descriptor is
+    /// closed. The child's copies of buffers are its own and are freed normally.
+    pub fn abandon_after_fork(self) {
+        let fd = self.fd();
+        let RingState { ring, .. } = self;
+        std::mem::forget(ring);
+        // SAFETY: `fd` is the child's inherited copy of the ring descriptor, which nothing
+        // else in the child closes (the IoUring that owned it was just forgotten).
+        unsafe { libc::close(fd) };
+    }
+}
+
+fn timespec(duration: Duration) -> libc::timespec {
+    libc::timespec {
+        tv_sec: duration.as_secs().min(i64::MAX as u64) as libc::time_t,
+        tv_nsec: duration.subsec_nanos() as libc::c_long,
+    }
+}
+
+/// `struct io_uring_getevents_arg` from `<linux/io_uring.h>`.
+#[repr(C)]
+struct GetEventsArg {
+    sigmask: u64,
+    sigmask_sz: u32,
+    min_wait_usec: u32,
+    ts: u64,
+}
+
+/// `io_uring_enter(2)`, with a relative timeout passed through `IORING_ENTER_EXT_ARG` (so no
+/// timeout SQE is ever left behind). Takes only plain values, so it can run with the GIL
+/// released.
+fn enter(
+    fd: i32,
+    to_submit: u32,
+    min_complete: u32,
+    flags: u32,
+    timeout: Option<&libc::timespec>,
+) -> io::Result<u32> {
+    let arg = timeout.map(|ts| GetEventsArg {
+        sigmask: 0,
+        sigmask_sz: 0,
+        min_wait_usec: 0,
+        ts: ts as *const libc::timespec as u64,
+    });
+    let (flags, arg_ptr, arg_size) = match &arg {
+        Some(arg) => (
+            flags | EnterFlags::EXT_ARG.bits(),
+            arg as *const GetEventsArg as usize,
+            size_of::<GetEventsArg>(),
+        ),
+        None => (flags, 0, 0),
+    };
+    // SAFETY: io_uring_enter reads `arg_size` bytes at `arg_ptr` (a live GetEventsArg whose
+    // `ts` points at a live timespec, both outliving the call) or nothing when it is null.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_io_uring_enter,
+            fd,
+            to_submit,
+            min_complete,
+            flags,
+            arg_ptr,
+            arg_size,
+        )
+    };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc as u32)
+    }
+}

@@ -1,0 +1,78 @@
+//! SQE flags: the bits `make_sqe_flags` builds and every `prep_*` method accepts.
+
+use io_uring::squeue::Flags;
+use pyo3::prelude::*;
+
+use crate::args::int_in;
+use crate::errors::bad_arg;
+
+/// `IOSQE_BUFFER_SELECT`: take the buffer from a provided buffer group.
+pub const BUFFER_SELECT: Flags = Flags::BUFFER_SELECT;
+/// `IOSQE_CQE_SKIP_SUCCESS`: post no completion when the operation succeeds.
+pub const SKIP_SUCCESS: Flags = Flags::SKIP_SUCCESS;
+
+/// Makes the opaque flag bits that every ``prep_*`` method takes as ``sqe_flags``.
+///
+/// :param fixed_file: ``IOSQE_FIXED_FILE``: the ``fd`` argument is an index into the ring's
+///     registered files rather than a file descriptor.
+/// :param io_drain: ``IOSQE_IO_DRAIN``: start this operation only once every operation
+///     submitted before it has completed, and start later ones only after it.
+/// :param io_link: ``IOSQE_IO_LINK``: the next queued operation starts only after this one
+///     succeeds; if this one fails, the rest of the chain completes with ``-ECANCELED``.
+/// :param io_hardlink: ``IOSQE_IO_HARDLINK``: like ``io_link``, but the chain continues even
+///     if this operation fails.
+/// :param io_async: ``IOSQE_ASYNC``: skip the non-blocking attempt and run the operation in the
+///     kernel's worker threads straight away.
+/// :param buffer_select: ``IOSQE_BUFFER_SELECT``: take the buffer from a provided buffer group.
+///     None of the operations on this page take one yet, and they refuse this flag with
+///     :class:`ValueError`.
+/// :param skip_success: ``IOSQE_CQE_SKIP_SUCCESS``: post no completion if the operation
+///     succeeds. Operations that own memory (a path, a buffer or an address) refuse it with
+///     :class:`ValueError`, since only their completion tells the ring it may free that memory.
+/// :returns: The flag bits, to pass as ``sqe_flags=`` to any ``prep_*`` method.
+#[pyfunction]
+#[pyo3(signature = (
+    fixed_file=false,
+    io_drain=false,
+    io_link=false,
+    io_hardlink=false,
+    io_async=false,
+    buffer_select=false,
+    skip_success=false,
+))]
+pub fn make_sqe_flags(
+    fixed_file: bool,
+    io_drain: bool,
+    io_link: bool,
+    io_hardlink: bool,
+    io_async: bool,
+    buffer_select: bool,
+    skip_success: bool,
+) -> u8 {
+    [
+        (fixed_file, Flags::FIXED_FILE),
+        (io_drain, Flags::IO_DRAIN),
+        (io_link, Flags::IO_LINK),
+        (io_hardlink, Flags::IO_HARDLINK),
+        (io_async, Flags::ASYNC),
+        (buffer_select, Flags::BUFFER_SELECT),
+        (skip_success, Flags::SKIP_SUCCESS),
+    ]
+    .into_iter()
+    .filter(|(wanted, _)| *wanted)
+    .fold(Flags::empty(), |all, (_, flag)| all | flag)
+    .bits()
+}
+
+/// The `sqe_flags` argument: `None`, or bits made by `make_sqe_flags`.
+pub fn parse(value: Option<&Bound<'_, PyAny>>) -> PyResult<Flags> {
+    let Some(value) = value.filter(|v| !v.is_none()) else {
+        return Ok(Flags::empty());
+    };
+    let bits = int_in(value, "sqe_flags", 0, u8::MAX.into())? as u8;
+    Flags::from_bits(bits).ok_or_else(|| {
+        bad_arg(format!(
+            "sqe_flags has unknown bits set ({bits:#x}); make it with make_sqe_flags()"
+        ))
+    })
+}
