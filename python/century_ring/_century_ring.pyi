@@ -1,10 +1,8 @@
-"""Type stubs for the native core of Century Ring (``century_ring._century_ring``)."""
-
 from collections.abc import Iterable
 from ipaddress import IPv4Address, IPv6Address
 from os import PathLike
 from types import TracebackType
-from typing import Final, Protocol, final
+from typing import Final, Protocol, TypeAlias, final
 
 from typing_extensions import Buffer, Self
 
@@ -13,8 +11,8 @@ from century_ring.enums import FileOpenFlag, FileOpenMode
 class _HasFileno(Protocol):
     def fileno(self) -> int: ...
 
-_Fd = int | _HasFileno
-_Path = str | bytes | PathLike[str] | PathLike[bytes]
+_Fd: TypeAlias = int | _HasFileno
+_Path: TypeAlias = str | bytes | PathLike[str] | PathLike[bytes]
 
 AT_FDCWD: Final[int]
 

@@ -1,0 +1,151 @@
+"""``python -m century_ring``: check that io_uring works here, and show the library at work.
+
+Prints the kernel and io_uring status, which operations this kernel supports, and then runs a
+file round trip and a loopback TCP round trip through a ring, each step with its result. Exits
+with status 1, and says why, when io_uring is unavailable or a step fails.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import sys
+import tempfile
+import time
+
+from century_ring import (
+    AT_FDCWD,
+    CompletionEvent,
+    FileOpenFlag,
+    FileOpenMode,
+    IoUring,
+    make_io_ring,
+    raise_for_cqe,
+)
+
+
+class CheckFailed(Exception):
+    """A step of the self-check did not do what it should."""
+
+
+def _complete(ring: IoUring, user_data: int, what: str) -> CompletionEvent:
+    """Submits, waits for the completion of ``user_data`` and prints the step."""
+    started = time.perf_counter()
+    ring.submit_and_wait()
+    completions = ring.get_completion_entries()
+    elapsed_us = (time.perf_counter() - started) * 1e6
+    match = [c for c in completions if c.user_data == user_data]
+    if len(match) != 1:
+        raise CheckFailed(f"{what}: expected one completion, got {completions!r}")
+    (completion,) = match
+    status = "ok" if completion.result >= 0 else os.strerror(-completion.result)
+    print(f"  {what:<44} result={completion.result:<6} {status} ({elapsed_us:.0f} µs)")
+    raise_for_cqe(completion)
+    return completion
+
+
+def _io_uring_disabled() -> str:
+    try:
+        with open("/proc/sys/kernel/io_uring_disabled") as f:
+            value = f.read().strip()
+    except OSError:
+        return "unknown (no /proc/sys/kernel/io_uring_disabled; kernel before 6.6)"
+    meaning = {"0": "enabled", "1": "restricted to kernel.io_uring_group", "2": "disabled"}
+    return f"{value} ({meaning.get(value, 'unknown')})"
+
+
+def _file_round_trip(ring: IoUring) -> None:
+    print("\nFile round trip through the ring:")
+    payload = b"Century Ring self-check: " + os.urandom(16).hex().encode()
+    with tempfile.TemporaryDirectory(prefix="century-ring-") as directory:
+        path = os.path.join(directory, "check.bin")
+        opened = _complete(
+            ring,
+            ring.prep_openat(
+                AT_FDCWD,
+                path,
+                FileOpenMode.READ_WRITE,
+                {FileOpenFlag.CREATE_IF_NOT_EXISTS, FileOpenFlag.TRUNCATE},
+                0o600,
+            ),
+            f"openat {path}",
+        )
+        fd = opened.result
+        written = _complete(ring, ring.prep_write(fd, payload, 0), f"write {len(payload)} bytes")
+        if written.result != len(payload):
+            raise CheckFailed(f"short write: {written.result} of {len(payload)} bytes")
+        read = _complete(ring, ring.prep_read(fd, 4096, 0), "read it back")
+        if read.buffer != payload:
+            raise CheckFailed(f"read back {read.buffer!r}, expected {payload!r}")
+        _complete(ring, ring.prep_close(fd), "close")
+        print("  the data read back matches what was written")
+
+
+def _tcp_round_trip(ring: IoUring) -> None:
+    print("\nLoopback TCP round trip through the ring:")
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        created = _complete(
+            ring,
+            ring.prep_create_socket(socket.AF_INET, socket.SOCK_STREAM),
+            "socket(AF_INET, SOCK_STREAM)",
+        )
+        client_fd = created.result
+        try:
+            _complete(
+                ring, ring.prep_connect_v4(client_fd, "127.0.0.1", port), f"connect to :{port}"
+            )
+            peer, _ = server.accept()
+            with peer:
+                message = b"ping " + os.urandom(8).hex().encode()
+                _complete(ring, ring.prep_send(client_fd, message), f"send {len(message)} bytes")
+                peer.sendall(peer.recv(1024).upper())
+                received = _complete(ring, ring.prep_recv(client_fd, 1024), "recv the echo")
+                if received.buffer != message.upper():
+                    raise CheckFailed(f"received {received.buffer!r}, expected {message.upper()!r}")
+        finally:
+            _complete(ring, ring.prep_close(client_fd), "close the socket")
+        print("  the echo came back intact")
+
+
+def _timed_wait(ring: IoUring) -> None:
+    print("\nTimed wait with nothing in flight:")
+    started = time.perf_counter()
+    ring.submit_and_wait_with_timeout(0, 20_000_000)
+    waited_ms = (time.perf_counter() - started) * 1e3
+    leftover = ring.get_completion_entries()
+    print(f"  waited {waited_ms:.1f} ms for a 20 ms timeout; {len(leftover)} completions left")
+    if leftover:
+        raise CheckFailed(f"the timed wait left completions behind: {leftover!r}")
+
+
+def main() -> int:
+    uname = platform.uname()
+    print("Century Ring self-check")
+    print(f"  Python {platform.python_version()} ({sys.implementation.name})")
+    print(f"  Linux kernel {uname.release} on {uname.machine}")
+    print(f"  kernel.io_uring_disabled = {_io_uring_disabled()}")
+    try:
+        ring = make_io_ring()
+    except OSError as error:
+        print(f"\nio_uring is not available here: {error}", file=sys.stderr)
+        return 1
+    with ring:
+        print(f"  created a ring: {ring!r}")
+        print("\nOperations this kernel supports (from IORING_REGISTER_PROBE):")
+        for method, supported in ring.probe().items():
+            print(f"  {method:<22} {'supported' if supported else 'NOT supported'}")
+        try:
+            _file_round_trip(ring)
+            _tcp_round_trip(ring)
+            _timed_wait(ring)
+        except (CheckFailed, OSError) as error:
+            print(f"\nSelf-check FAILED: {error}", file=sys.stderr)
+            return 1
+    print("\nAll checks passed: io_uring works here.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
