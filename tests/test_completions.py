@@ -1,0 +1,571 @@
+"""Reaping completions: their attributes, order, errors, overflow, waiting, flags and eventfds."""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import select
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from century_ring import (
+    CompletionEvent,
+    FileOpenFlag,
+    FileOpenMode,
+    IoUring,
+    make_io_ring,
+    make_sqe_flags,
+    raise_for_cqe,
+)
+from conftest import DATA, collect, complete, delayed_writer, drain, succeed
+
+# --- CompletionEvent ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def a_cqe(ring: IoUring, data_fd: int) -> CompletionEvent:
+    """A real completion: an 8-byte read at offset 16 of the data file."""
+    return succeed(ring, ring.prep_read(data_fd, 8, 16))
+
+
+def test_completion_attributes(a_cqe: CompletionEvent) -> None:
+    """A completion carries result, user_data, buffer and flags of the right types."""
+    assert isinstance(a_cqe, CompletionEvent)
+    assert type(a_cqe.result) is int
+    assert a_cqe.result == 8
+    assert type(a_cqe.user_data) is int
+    assert a_cqe.buffer == DATA[16:24]
+    assert type(a_cqe.flags) is int
+
+
+@pytest.mark.parametrize("attr", ["result", "user_data", "buffer", "flags"])
+def test_completion_attributes_are_read_only(a_cqe: CompletionEvent, attr: str) -> None:
+    """The user cannot overwrite or delete a completion's attributes."""
+    before = getattr(a_cqe, attr)
+    with pytest.raises(AttributeError):
+        setattr(a_cqe, attr, 1234)
+    with pytest.raises((AttributeError, TypeError)):
+        delattr(a_cqe, attr)
+    assert getattr(a_cqe, attr) == before
+
+
+def test_completion_repr_is_readable(a_cqe: CompletionEvent) -> None:
+    """repr() names the class and shows the result and user_data."""
+    text = repr(a_cqe)
+    assert "CompletionEvent" in text
+    assert str(a_cqe.result) in text
+    assert str(a_cqe.user_data) in text
+    assert "object at 0x" not in text
+
+
+def test_user_data_unique_and_matching(ring: IoUring, data_fd: int) -> None:
+    """Each queued operation gets a distinct user_data, and its completion carries it back."""
+    uds = {ring.prep_read(data_fd, 16, off): off for off in range(0, len(DATA), 16)}
+    assert len(uds) == len(DATA) // 16
+    assert all(type(ud) is int for ud in uds)
+    got = collect(ring, uds)
+    assert got.keys() == uds.keys()
+    for ud, off in uds.items():
+        assert got[ud].buffer == DATA[off : off + 16]
+
+
+def test_user_data_unique_across_kinds_and_batches(ring: IoUring, data_fd: int) -> None:
+    """user_data stays unique among not-yet-completed operations over many batches."""
+    pending: set[int] = set()
+    for batch in range(20):
+        for i in range(10):
+            ud = (
+                ring.prep_read(data_fd, 4, i)
+                if i % 2
+                else ring.prep_write(data_fd, DATA[i : i + 4], i)
+            )
+            assert ud not in pending, f"user_data {ud} reused while in flight (batch {batch})"
+            pending.add(ud)
+        if batch % 3 == 2:
+            for ud in collect(ring, pending):
+                pending.discard(ud)
+    collect(ring, pending)
+
+
+def test_completions_come_oldest_first(ring: IoUring) -> None:
+    """get_completion_entries returns completions in the order they completed."""
+    pipes = [os.pipe() for _ in range(3)]
+    try:
+        uds = [ring.prep_read(r, 10) for r, _ in pipes]
+        ring.submit()
+        order = [2, 0, 1]
+        for n, which in enumerate(order, start=1):
+            os.write(pipes[which][1], b"data%d" % which)
+            ring.submit_and_wait(n)
+        got = ring.get_completion_entries()
+        assert [c.user_data for c in got] == [uds[i] for i in order]
+        assert [c.buffer for c in got] == [b"data%d" % i for i in order]
+    finally:
+        for r, w in pipes:
+            os.close(r)
+            os.close(w)
+
+
+def test_get_completion_entries_empty_when_none_ready(ring: IoUring) -> None:
+    """With nothing completed, get_completion_entries returns an empty list at once."""
+    assert ring.get_completion_entries() == []
+    r, w = os.pipe()
+    try:
+        ring.prep_read(r, 1)
+        ring.submit()
+        t0 = time.monotonic()
+        assert ring.get_completion_entries() == []
+        assert time.monotonic() - t0 < 1.0
+        os.write(w, b"!")
+        drain(ring)
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_completion_reaped_only_once(ring: IoUring, data_fd: int) -> None:
+    """A completion is handed out once; the next call does not repeat it."""
+    ud = ring.prep_read(data_fd, 1, 0)
+    ring.submit_and_wait(1)
+    first = ring.get_completion_entries()
+    assert [c.user_data for c in first] == [ud]
+    assert ring.get_completion_entries() == []
+
+
+# --- raise_for_cqe --------------------------------------------------------------------------
+
+
+def test_raise_for_cqe_returns_none_on_success(ring: IoUring, data_fd: int) -> None:
+    """raise_for_cqe returns None for a zero or positive result."""
+    assert raise_for_cqe(complete(ring, ring.prep_read(data_fd, 10, 0))) is None
+    assert raise_for_cqe(complete(ring, ring.prep_read(data_fd, 10, len(DATA)))) is None
+
+
+@pytest.mark.parametrize(
+    ("code", "exc_type"),
+    [
+        (errno.ENOENT, FileNotFoundError),
+        (errno.EEXIST, FileExistsError),
+        (errno.ENOTDIR, NotADirectoryError),
+        (errno.EISDIR, IsADirectoryError),
+    ],
+)
+def test_raise_for_cqe_maps_open_errors(
+    ring: IoUring, tmp_dir: Path, code: int, exc_type: type[OSError]
+) -> None:
+    """A failed open raises the OSError subclass Python uses, with errno and strerror."""
+    existing = tmp_dir / "file"
+    existing.write_bytes(b"x")
+    path = {
+        errno.ENOENT: str(tmp_dir / "missing"),
+        errno.EEXIST: str(existing),
+        errno.ENOTDIR: str(existing / "below"),
+        errno.EISDIR: str(tmp_dir),
+    }[code]
+    mode = FileOpenMode.READ_ONLY if code != errno.EISDIR else FileOpenMode.WRITE_ONLY
+    flags = {FileOpenFlag.MUST_CREATE} if code == errno.EEXIST else None
+    cqe = complete(ring, ring.prep_openat(None, path, mode, flags))
+    assert cqe.result == -code
+    with pytest.raises(exc_type) as info:
+        raise_for_cqe(cqe)
+    assert type(info.value) is exc_type
+    assert info.value.errno == code
+    assert info.value.strerror == os.strerror(code)
+
+
+def test_raise_for_cqe_ebadf_is_plain_oserror(ring: IoUring) -> None:
+    """EBADF has no subclass: raise_for_cqe raises OSError itself, errno set."""
+    fd = os.open("/dev/null", os.O_RDONLY)
+    os.close(fd)
+    cqe = complete(ring, ring.prep_read(fd, 1))
+    with pytest.raises(OSError) as info:
+        raise_for_cqe(cqe)
+    assert type(info.value) is OSError
+    assert info.value.errno == errno.EBADF
+    assert info.value.strerror == os.strerror(errno.EBADF)
+
+
+def test_raise_for_cqe_broken_pipe(ring: IoUring) -> None:
+    """Writing to a pipe whose reader is gone raises BrokenPipeError (EPIPE)."""
+    r, w = os.pipe()
+    os.close(r)
+    try:
+        cqe = complete(ring, ring.prep_write(w, b"lost"))
+    finally:
+        os.close(w)
+    assert cqe.result == -errno.EPIPE
+    with pytest.raises(BrokenPipeError) as info:
+        raise_for_cqe(cqe)
+    assert info.value.errno == errno.EPIPE
+
+
+# --- CQ overflow ----------------------------------------------------------------------------
+
+
+def test_cq_overflow_loses_nothing(data_fd: int) -> None:
+    """A tiny ring (4 SQ, 8 CQ) with hundreds of operations returns every completion."""
+    with make_io_ring(entries=4, cq_size=8) as ring:
+        expected: dict[int, bytes] = {}
+        for i in range(400):
+            off = (i * 7) % (len(DATA) - 8)
+            expected[ring.prep_read(data_fd, 8, off)] = DATA[off : off + 8]
+        ring.submit()
+        got = collect(ring, expected)
+        assert got.keys() == expected.keys()
+        for ud, want in expected.items():
+            assert got[ud].result == 8
+            assert got[ud].buffer == want
+        assert ring.in_flight == 0
+        assert ring.get_completion_entries() == []
+
+
+def test_cq_overflow_without_waiting_in_between(data_fd: int) -> None:
+    """Overflow while the user never reaps: one get_completion_entries loop still gets all."""
+    with make_io_ring(entries=4, cq_size=8) as ring:
+        uds = set()
+        for i in range(300):
+            uds.add(ring.prep_write(data_fd, DATA[i % 256 : i % 256 + 1], i % 256))
+        ring.submit()
+        got: list[CompletionEvent] = []
+        deadline = time.monotonic() + 10
+        while len(got) < len(uds) and time.monotonic() < deadline:
+            got.extend(ring.get_completion_entries())
+            if len(got) < len(uds):
+                ring.submit_and_wait_with_timeout(0.1)
+        assert sorted(c.user_data for c in got) == sorted(uds)
+        assert all(c.result == 1 for c in got)
+
+
+# --- submit_and_wait ------------------------------------------------------------------------
+
+
+def test_submit_and_wait_returns_number_submitted(ring: IoUring, data_fd: int) -> None:
+    """submit_and_wait submits what is queued and returns how many it submitted."""
+    ring.prep_read(data_fd, 1, 0)
+    ring.prep_read(data_fd, 1, 1)
+    assert ring.submit_and_wait(2) == 2
+    assert len(ring.get_completion_entries()) == 2
+    assert ring.pending_sq_entries == 0
+
+
+def test_submit_and_wait_blocks_until_count_ready(ring: IoUring) -> None:
+    """submit_and_wait(count) returns only once ``count`` completions are ready."""
+    pipes = [os.pipe() for _ in range(3)]
+    writers = []
+    try:
+        uds = [ring.prep_read(r, 10) for r, _ in pipes]
+        writers = [delayed_writer(pipes[0][1], 0.1), delayed_writer(pipes[1][1], 0.3)]
+        t0 = time.monotonic()
+        assert ring.submit_and_wait(2) == 3
+        elapsed = time.monotonic() - t0
+        got = ring.get_completion_entries()
+        assert [c.user_data for c in got] == uds[:2]
+        assert elapsed >= 0.2, f"returned after {elapsed:.3f} s, before the second write"
+        os.write(pipes[2][1], b"z")
+        assert [c.user_data for c in collect(ring, uds[2:]).values()] == uds[2:]
+    finally:
+        for p in writers:
+            p.wait()
+        for r, w in pipes:
+            os.close(r)
+            os.close(w)
+
+
+def test_submit_and_wait_counts_already_ready(ring: IoUring, data_fd: int) -> None:
+    """Completions already waiting count toward ``count``: no need for new ones."""
+    ring.prep_read(data_fd, 1, 0)
+    ring.submit_and_wait(1)
+    t0 = time.monotonic()
+    assert ring.submit_and_wait(1) == 0
+    assert time.monotonic() - t0 < 1.0
+    assert len(ring.get_completion_entries()) == 1
+
+
+# --- submit_and_wait_with_timeout -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("seconds", "nsec", "expected"),
+    [(0.2, 0, 0.2), (0, 200_000_000, 0.2), (1, 0, 1.0), (0.1, 100_000_000, 0.2)],
+)
+def test_timeout_returns_after_timeout_when_nothing_completes(
+    ring: IoUring, pipe: tuple[int, int], seconds: float, nsec: int, expected: float
+) -> None:
+    """With nothing completing, the wait returns after about the timeout, and adds nothing."""
+    ud = ring.prep_read(pipe[0], 10)
+    t0 = time.monotonic()
+    assert ring.submit_and_wait_with_timeout(seconds, nsec) == 1
+    elapsed = time.monotonic() - t0
+    assert expected * 0.9 <= elapsed < expected + 2.0
+    assert ring.get_completion_entries() == []
+    assert ring.in_flight == 1
+    os.write(pipe[1], b"after")
+    [cqe] = collect(ring, [ud]).values()
+    assert cqe.buffer == b"after"
+    assert ring.get_completion_entries() == []
+
+
+def test_timeout_zero_does_not_block(ring: IoUring, pipe: tuple[int, int]) -> None:
+    """A zero timeout only submits and looks."""
+    ring.prep_read(pipe[0], 10)
+    t0 = time.monotonic()
+    assert ring.submit_and_wait_with_timeout(0) == 1
+    assert time.monotonic() - t0 < 1.0
+    os.write(pipe[1], b"x")
+    drain(ring)
+
+
+def test_timeout_returns_early_when_something_completes(
+    ring: IoUring, pipe: tuple[int, int]
+) -> None:
+    """The wait ends as soon as a completion is ready, long before the timeout."""
+    ud = ring.prep_read(pipe[0], 10)
+    writer = delayed_writer(pipe[1], 0.1, b"soon")
+    try:
+        t0 = time.monotonic()
+        ring.submit_and_wait_with_timeout(30)
+        elapsed = time.monotonic() - t0
+    finally:
+        writer.wait()
+    assert elapsed < 10
+    [cqe] = ring.get_completion_entries()
+    assert cqe.user_data == ud
+    assert cqe.buffer == b"soon"
+
+
+def test_timeouts_leave_nothing_behind(ring: IoUring, pipe: tuple[int, int]) -> None:
+    """Many timed-out waits produce no stray completions and don't cut later waits short."""
+    ud = ring.prep_read(pipe[0], 10)
+    ring.submit()
+    for _ in range(20):
+        ring.submit_and_wait_with_timeout(0, 5_000_000)
+        assert ring.get_completion_entries() == []
+    assert ring.in_flight == 1
+    assert ring.pending_sq_entries == 0
+    # A later, longer wait really waits its full time.
+    for wait in (0.3, 0.5):
+        t0 = time.monotonic()
+        ring.submit_and_wait_with_timeout(wait)
+        elapsed = time.monotonic() - t0
+        assert elapsed >= wait * 0.9, f"a {wait} s wait returned after {elapsed:.3f} s"
+        assert ring.get_completion_entries() == []
+    os.write(pipe[1], b"!")
+    got = collect(ring, [ud])
+    assert list(got) == [ud]
+    # Nothing else ever turns up.
+    assert ring.submit_and_wait_with_timeout(0.1) == 0
+    assert ring.get_completion_entries() == []
+    assert ring.in_flight == 0
+
+
+def test_timeout_after_completed_work_waits_again(ring: IoUring, data_fd: int) -> None:
+    """After the completions are reaped, the next timed wait with nothing in flight waits."""
+    succeed(ring, ring.prep_read(data_fd, 1, 0))
+    t0 = time.monotonic()
+    assert ring.submit_and_wait_with_timeout(0.2) == 0
+    assert time.monotonic() - t0 >= 0.18
+    assert ring.get_completion_entries() == []
+
+
+# --- SQE flags ------------------------------------------------------------------------------
+
+FLAG_NAMES = [
+    "fixed_file",
+    "io_drain",
+    "io_link",
+    "io_hardlink",
+    "io_async",
+    "buffer_select",
+    "skip_success",
+]
+
+
+def test_make_sqe_flags_default_is_zero() -> None:
+    """No flags asked for gives 0."""
+    assert make_sqe_flags() == 0
+
+
+def test_make_sqe_flags_each_is_its_own_bit() -> None:
+    """Each flag sets one distinct bit, and combining flags ORs them."""
+    bits = {name: make_sqe_flags(**{name: True}) for name in FLAG_NAMES}
+    for name, value in bits.items():
+        assert type(value) is int
+        assert value > 0 and value & (value - 1) == 0, f"{name} is not a single bit"
+    assert len(set(bits.values())) == len(bits)
+    everything = make_sqe_flags(**dict.fromkeys(FLAG_NAMES, True))
+    combined = 0
+    for v in bits.values():
+        combined |= v
+    assert everything == combined
+    assert make_sqe_flags(io_link=True, io_async=True) == bits["io_link"] | bits["io_async"]
+
+
+def test_make_sqe_flags_positional_order() -> None:
+    """The positional order is fixed_file, io_drain, io_link, io_hardlink, io_async, ..."""
+    assert make_sqe_flags(False, False, True) == make_sqe_flags(io_link=True)
+    assert make_sqe_flags(False, False, False, False, True) == make_sqe_flags(io_async=True)
+
+
+def test_io_link_chain_write_read_close(ring: IoUring, tmp_dir: Path) -> None:
+    """A linked write -> read -> close runs in order: the read sees the write."""
+    path = tmp_dir / "linked"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    link = make_sqe_flags(io_link=True)
+    w = ring.prep_write(fd, b"linked data", 0, sqe_flags=link)
+    # Exactly 11 bytes: a short read would break the chain, as in io_uring itself.
+    r = ring.prep_read(fd, 11, 0, sqe_flags=link)
+    c = ring.prep_close(fd)
+    got = collect(ring, [w, r, c])
+    assert got[w].result == 11
+    assert got[r].buffer == b"linked data"
+    assert got[c].result == 0
+    with pytest.raises(OSError):
+        os.fstat(fd)
+
+
+def test_io_link_failure_cancels_the_rest(ring: IoUring, data_fd: int) -> None:
+    """When a linked operation fails, the rest of the chain completes with -ECANCELED."""
+    bad = os.open("/dev/null", os.O_RDONLY)
+    os.close(bad)
+    link = make_sqe_flags(io_link=True)
+    first = ring.prep_read(bad, 4, sqe_flags=link)
+    second = ring.prep_read(data_fd, 4, 0)
+    got = collect(ring, [first, second])
+    assert got[first].result == -errno.EBADF
+    assert got[second].result == -errno.ECANCELED
+    assert got[second].buffer is None
+
+
+def test_io_async_and_drain_still_work(ring: IoUring, data_fd: int) -> None:
+    """io_async and io_drain change scheduling, not results."""
+    a = ring.prep_read(data_fd, 4, 0, sqe_flags=make_sqe_flags(io_async=True))
+    d = ring.prep_read(data_fd, 4, 4, sqe_flags=make_sqe_flags(io_drain=True))
+    got = collect(ring, [a, d])
+    assert got[a].buffer == DATA[0:4]
+    assert got[d].buffer == DATA[4:8]
+
+
+def test_skip_success_close_posts_no_completion(ring: IoUring, data_file: Path) -> None:
+    """skip_success is allowed on close: a successful close posts no completion."""
+    fd = os.open(data_file, os.O_RDONLY)
+    ring.prep_close(fd, sqe_flags=make_sqe_flags(skip_success=True))
+    ring.submit_and_wait_with_timeout(0.2)
+    assert ring.get_completion_entries() == []
+    with pytest.raises(OSError):
+        os.fstat(fd)
+
+
+def test_skip_success_close_failure_still_completes(ring: IoUring) -> None:
+    """With skip_success, a close that fails still posts its error."""
+    fd = os.open("/dev/null", os.O_RDONLY)
+    os.close(fd)
+    ud = ring.prep_close(fd, sqe_flags=make_sqe_flags(skip_success=True))
+    assert complete(ring, ud).result == -errno.EBADF
+
+
+def test_skip_success_create_socket_allowed(ring: IoUring) -> None:
+    """skip_success is allowed on create_socket: the successful create posts no completion."""
+    if not ring.probe().get("prep_create_socket"):
+        pytest.skip("this kernel has no IORING_OP_SOCKET")
+    before = _socket_fds()
+    ring.prep_create_socket(
+        socket.AF_INET, socket.SOCK_STREAM, sqe_flags=make_sqe_flags(skip_success=True)
+    )
+    ring.submit_and_wait_with_timeout(0.2)
+    assert ring.get_completion_entries() == []
+    created = _socket_fds() - before
+    assert len(created) == 1, "the socket was not created"
+    for fd in created:
+        os.close(fd)
+
+
+def _socket_fds() -> set[int]:
+    out = set()
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{name}").startswith("socket:"):
+                out.add(int(name))
+        except FileNotFoundError:
+            pass
+    return out
+
+
+# --- register_eventfd -----------------------------------------------------------------------
+
+
+def _is_eventfd(fd: int) -> bool:
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}") == "anon_inode:[eventfd]"
+    except FileNotFoundError:
+        return False
+
+
+def test_register_eventfd_creates_nonblocking_cloexec_eventfd(ring: IoUring, data_fd: int) -> None:
+    """register_eventfd() makes a non-blocking, close-on-exec eventfd that a completion signals."""
+    efd = ring.register_eventfd()
+    assert type(efd) is int
+    assert _is_eventfd(efd)
+    assert fcntl.fcntl(efd, fcntl.F_GETFL) & os.O_NONBLOCK
+    assert fcntl.fcntl(efd, fcntl.F_GETFD) & fcntl.FD_CLOEXEC
+    with pytest.raises(BlockingIOError):
+        os.read(efd, 8)
+    ud = ring.prep_read(data_fd, 4, 0)
+    ring.submit()
+    readable, _, _ = select.select([efd], [], [], 10)
+    assert readable == [efd]
+    assert int.from_bytes(os.read(efd, 8), "little") >= 1
+    assert [c.user_data for c in collect(ring, [ud]).values()] == [ud]
+
+
+def test_register_eventfd_is_closed_with_the_ring() -> None:
+    """The eventfd the ring made belongs to the ring and is closed with it."""
+    with make_io_ring() as ring:
+        efd = ring.register_eventfd()
+        assert _is_eventfd(efd)
+    assert not _is_eventfd(efd)
+
+
+def test_register_own_eventfd(ring: IoUring, data_fd: int) -> None:
+    """The user may register an eventfd of their own; it is signalled on completion."""
+    efd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+    try:
+        assert ring.register_eventfd(efd) == efd
+        ring.prep_read(data_fd, 4, 0)
+        ring.submit()
+        readable, _, _ = select.select([efd], [], [], 10)
+        assert readable == [efd]
+        assert int.from_bytes(os.read(efd, 8), "little") >= 1
+        drain(ring)
+    finally:
+        os.close(efd)
+
+
+def test_register_eventfd_wakes_a_selector_thread(ring: IoUring, pipe: tuple[int, int]) -> None:
+    """An event loop can sleep in select() on the eventfd and wake when a completion lands."""
+    efd = ring.register_eventfd()
+    ud = ring.prep_read(pipe[0], 5)
+    ring.submit()
+    woke = threading.Event()
+
+    def waiter() -> None:
+        if select.select([efd], [], [], 10)[0]:
+            woke.set()
+
+    t = threading.Thread(target=waiter)
+    t.start()
+    time.sleep(0.05)
+    assert not woke.is_set()
+    os.write(pipe[1], b"wake!")
+    t.join(15)
+    assert woke.is_set()
+    assert collect(ring, [ud])[ud].buffer == b"wake!"
+
+
+def test_register_non_eventfd_is_oserror(ring: IoUring, pipe: tuple[int, int]) -> None:
+    """Registering a descriptor that is not an eventfd raises OSError."""
+    with pytest.raises(OSError):
+        ring.register_eventfd(pipe[0])
