@@ -15,8 +15,8 @@ pub fn closed() -> PyErr {
 pub fn busy() -> PyErr {
     PyRuntimeError::new_err(
         "The ring is busy in another thread (or in a call this one re-entered from a signal \
-         handler): IoUring calls cannot overlap. Serialise access with a lock, or wake the \
-         waiting thread (for example through an eventfd from register_eventfd()) first.",
+         handler): IoUring calls cannot overlap, and a blocking wait holds the ring until it \
+         returns. Serialise access with a lock, and let the waiting thread queue the work.",
     )
 }
 
@@ -53,7 +53,7 @@ pub fn enter_error(err: &io::Error) -> PyErr {
         Some(libc::EEXIST) => PyOSError::new_err((
             libc::EEXIST,
             "io_uring_enter refused this thread: the ring was made with single_issuer=True, so \
-             only the thread that created it may submit or wait. Create it with \
+             only the thread that created it may submit. Create it with \
              make_io_ring(single_issuer=False) to use it from several threads.",
         )),
         _ => os_error(err, "io_uring_enter failed"),

@@ -269,7 +269,7 @@ impl IoUring {
     /// :attr:`~CompletionEvent.result`. ``O_CLOEXEC`` is always added.
     ///
     /// :param relative_to: The directory a relative ``path`` is resolved from: a directory's
-    ///     file descriptor, or :data:`AT_FDCWD` for the current working directory. ``None``
+    ///     file descriptor, or :data:`century_ring.AT_FDCWD` for the current working directory. ``None``
     ///     (or ``-1``) requires ``path`` to be absolute.
     /// :param path: The file to open, as :class:`str`, :class:`bytes` or
     ///     :class:`os.PathLike`. The ring keeps its own copy until the completion is reaped.

@@ -202,6 +202,11 @@ impl RingState {
                 Ok(count) => {
                     submitted += count;
                     retries = 0;
+                    // A signal that interrupts the wait after entries were submitted comes
+                    // back as that count, not EINTR; its Python handler must still run.
+                    if let (Some(py), true) = (py, min_complete > 0) {
+                        py.check_signals()?;
+                    }
                 }
                 Err(err) => match err.raw_os_error() {
                     Some(libc::ETIME) => timed_out = true,
