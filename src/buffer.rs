@@ -4,7 +4,7 @@ use std::alloc::{self, Layout};
 use std::ffi::{c_char, c_int, c_void};
 use std::ptr::NonNull;
 
-use pyo3::exceptions::{PyBufferError, PyMemoryError};
+use pyo3::exceptions::{PyBufferError, PyMemoryError, PyTypeError};
 use pyo3::prelude::*;
 
 /// A heap allocation owned by an in-flight operation. Its address never changes while it
@@ -154,6 +154,13 @@ impl<'py> CallerBuffer<'py> {
         let rc = unsafe { PyObject_GetBuffer(obj.as_ptr(), &mut *view, PYBUF_SIMPLE) };
         if rc != 0 {
             let err = PyErr::fetch(obj.py());
+            if err.is_instance_of::<PyTypeError>(obj.py()) {
+                return Err(PyTypeError::new_err(format!(
+                    "{name} must be a bytes-like object (bytes, bytearray, memoryview, array, \
+                     mmap, ...), not {}",
+                    crate::args::type_name(obj)
+                )));
+            }
             if err.is_instance_of::<PyBufferError>(obj.py()) {
                 let wrapped = crate::errors::bad_arg(format!(
                     "{name} must be a contiguous buffer: {}",
