@@ -91,6 +91,11 @@ SYSCTL = "/proc/sys/kernel/io_uring_disabled"
 
 def test_io_uring_disabled_sysctl_is_named_in_the_error() -> None:
     """With kernel.io_uring_disabled=2 (root only; restored at once) the error says so."""
+    if os.environ.get("CENTURY_RING_TEST_SYSCTL") != "1":
+        pytest.skip(
+            "flips a machine-wide sysctl for a moment, which breaks io_uring for every other "
+            "process meanwhile; set CENTURY_RING_TEST_SYSCTL=1 to run it (CI does)"
+        )
     if not os.path.exists(SYSCTL) or not os.access(SYSCTL, os.W_OK):
         pytest.skip("needs a writable kernel.io_uring_disabled (root, Linux 6.6+)")
     with open(SYSCTL) as f:
