@@ -54,15 +54,6 @@ impl IoBuf {
         })
     }
 
-    /// A buffer holding a copy of `data`.
-    pub fn copy_of(data: &[u8]) -> PyResult<Self> {
-        let buf = Self::uninit(data.len())?;
-        // SAFETY: `buf` was just allocated with room for `data.len()` bytes and cannot overlap
-        // `data`.
-        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), buf.ptr.as_ptr(), data.len()) };
-        Ok(buf)
-    }
-
     pub fn as_mut_ptr(&self) -> *mut u8 {
         self.ptr.as_ptr()
     }
@@ -93,6 +84,78 @@ impl Drop for IoBuf {
                 )
             };
         }
+    }
+}
+
+/// Recently freed buffers, kept for reuse by later reads and writes of the same size. Reuse
+/// skips the allocator and, more importantly, hands the kernel pages that are already faulted
+/// in; a freshly allocated buffer costs a page fault inside the kernel's copy.
+///
+/// Bounded in bytes, so a burst of large reads cannot keep memory forever.
+pub struct BufferPool {
+    /// `(capacity, free buffers of exactly that capacity)`; few distinct sizes in practice, so
+    /// a linear scan beats hashing.
+    classes: Vec<(usize, Vec<IoBuf>)>,
+    cached_bytes: usize,
+}
+
+impl BufferPool {
+    /// The most bytes kept for reuse, per ring.
+    const MAX_CACHED_BYTES: usize = 32 << 20;
+    /// Buffers larger than this are never cached.
+    const MAX_CACHED_CAPACITY: usize = 1 << 20;
+    /// Size classes remembered at once; a new size beyond this evicts the oldest class.
+    const MAX_CLASSES: usize = 8;
+
+    pub const fn new() -> Self {
+        BufferPool {
+            classes: Vec::new(),
+            cached_bytes: 0,
+        }
+    }
+
+    /// A buffer of exactly `capacity` bytes, reused when one is cached.
+    pub fn take(&mut self, capacity: usize) -> PyResult<IoBuf> {
+        if let Some((_, free)) = self.classes.iter_mut().find(|(c, _)| *c == capacity) {
+            if let Some(buf) = free.pop() {
+                self.cached_bytes -= capacity;
+                return Ok(buf);
+            }
+        }
+        IoBuf::uninit(capacity)
+    }
+
+    /// A buffer holding a copy of `data`.
+    pub fn copy_of(&mut self, data: &[u8]) -> PyResult<IoBuf> {
+        let buf = self.take(data.len())?;
+        // SAFETY: `buf` has room for exactly `data.len()` bytes and is owned by no one else,
+        // so it cannot overlap `data`.
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), buf.as_mut_ptr(), data.len()) };
+        Ok(buf)
+    }
+
+    /// Keeps `buf` for reuse, or frees it if the pool is full.
+    pub fn give_back(&mut self, buf: IoBuf) {
+        let capacity = buf.capacity();
+        if capacity == 0
+            || capacity > Self::MAX_CACHED_CAPACITY
+            || self.cached_bytes + capacity > Self::MAX_CACHED_BYTES
+        {
+            return;
+        }
+        let index = match self.classes.iter().position(|(c, _)| *c == capacity) {
+            Some(index) => index,
+            None => {
+                if self.classes.len() == Self::MAX_CLASSES {
+                    let (evicted, free) = self.classes.remove(0);
+                    self.cached_bytes -= evicted * free.len();
+                }
+                self.classes.push((capacity, Vec::new()));
+                self.classes.len() - 1
+            }
+        };
+        self.classes[index].1.push(buf);
+        self.cached_bytes += capacity;
     }
 }
 

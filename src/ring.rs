@@ -10,10 +10,10 @@ use pyo3::types::{PyDict, PyInt, PyList, PyType};
 
 use crate::address;
 use crate::args::{self, int_in};
-use crate::buffer::{CallerBuffer, IoBuf};
+use crate::buffer::{BufferPool, CallerBuffer, IoBuf};
 use crate::errors;
 use crate::fork;
-use crate::ops::{self, files, net, Prepared};
+use crate::ops::{self, files, misc, net, Prepared};
 use crate::ring_state::{DrainOutcome, RingState, DRAIN_GIVE_UP_AFTER, DRAIN_WARN_AFTER};
 use crate::sqe_flags;
 
@@ -86,21 +86,27 @@ impl IoUring {
         f(guard.as_mut().ok_or_else(errors::closed)?)
     }
 
-    /// Queues a prepared operation after checking the flags against what it owns and the
-    /// kernel's support for it.
-    fn queue(&self, prepared: Prepared, sqe_flags: Option<&Bound<'_, PyAny>>) -> PyResult<u64> {
+    /// Builds an operation (with buffers from the ring's pool) and queues it, after checking
+    /// the flags against what it owns and the kernel's support for it.
+    fn queue(
+        &self,
+        sqe_flags: Option<&Bound<'_, PyAny>>,
+        build: impl FnOnce(&mut BufferPool) -> PyResult<Prepared>,
+    ) -> PyResult<u64> {
         let flags = sqe_flags::parse(sqe_flags)?;
-        if flags.contains(sqe_flags::BUFFER_SELECT) {
-            return Err(errors::bad_arg(format!(
-                "sqe_flags: {} takes no provided buffer group, so buffer_select cannot be used",
-                prepared.op.method
-            )));
-        }
-        if flags.contains(sqe_flags::SKIP_SUCCESS) && !prepared.owned.is_nothing() {
-            return Err(errors::skip_success_with_owned_data());
-        }
         self.with_ring(|ring| {
+            let prepared = build(ring.pool())?;
             let op = prepared.op;
+            if flags.contains(sqe_flags::BUFFER_SELECT) {
+                return Err(errors::bad_arg(format!(
+                    "sqe_flags: {} takes no provided buffer group, so buffer_select cannot be \
+                     used",
+                    op.method
+                )));
+            }
+            if flags.contains(sqe_flags::SKIP_SUCCESS) && !prepared.owned.is_nothing() {
+                return Err(errors::skip_success_with_owned_data());
+            }
             if !ring.supports(op.opcode) {
                 return Err(errors::unsupported_op(op.method, op.opcode_name, op.since));
             }
@@ -327,7 +333,7 @@ impl IoUring {
             None => 0o666,
         };
         let prepared = files::openat(dir_fd, path, mode | flags | libc::O_CLOEXEC, permissions);
-        self.queue(prepared, sqe_flags)
+        self.queue(sqe_flags, |_| Ok(prepared))
     }
 
     /// Queues a ``read(2)`` (or ``pread(2)`` at an offset) of up to ``byte_count`` bytes. The
@@ -358,8 +364,9 @@ impl IoUring {
         let fd = args::fd(fd, "fd")?;
         let byte_count = args::byte_count(byte_count, "byte_count")?;
         let offset = offset_or_current(offset, "offset")?;
-        let destination = IoBuf::uninit(byte_count as usize)?;
-        self.queue(files::read(fd, destination, offset), sqe_flags)
+        self.queue(sqe_flags, |pool| {
+            Ok(files::read(fd, pool.take(byte_count as usize)?, offset))
+        })
     }
 
     /// Queues a ``write(2)`` (or ``pwrite(2)`` at an offset). The completion's
@@ -396,8 +403,14 @@ impl IoUring {
     ) -> PyResult<u64> {
         let fd = args::fd(fd, "fd")?;
         let file_offset = offset_or_current(file_offset, "file_offset")?;
-        let source = copy_of_range(buffer, count, buffer_offset)?;
-        self.queue(files::write(fd, source, file_offset), sqe_flags)
+        let range = byte_range(count, buffer_offset)?;
+        self.queue(sqe_flags, |pool| {
+            Ok(files::write(
+                fd,
+                copy_of_range(pool, buffer, range)?,
+                file_offset,
+            ))
+        })
     }
 
     /// Queues a ``socket(2)``: creates a socket, giving its descriptor as the completion's
@@ -432,7 +445,9 @@ impl IoUring {
         if nonblocking {
             socket_type |= libc::SOCK_NONBLOCK;
         }
-        self.queue(net::socket(domain, socket_type, protocol), sqe_flags)
+        self.queue(sqe_flags, |_| {
+            Ok(net::socket(domain, socket_type, protocol))
+        })
     }
 
     /// Queues a ``connect(2)`` of a socket to an IPv4 address. The completion's
@@ -456,7 +471,7 @@ impl IoUring {
         let fd = args::fd(fd, "fd")?;
         let port = int_in(port, "port", 0, u16::MAX.into())? as u16;
         let address = address::ipv4(address, port)?;
-        self.queue(net::connect(fd, address), sqe_flags)
+        self.queue(sqe_flags, |_| Ok(net::connect(fd, address)))
     }
 
     /// Queues a ``connect(2)`` of a socket to an IPv6 address. The completion's
@@ -480,7 +495,7 @@ impl IoUring {
         let fd = args::fd(fd, "fd")?;
         let port = int_in(port, "port", 0, u16::MAX.into())? as u16;
         let address = address::ipv6(address, port)?;
-        self.queue(net::connect(fd, address), sqe_flags)
+        self.queue(sqe_flags, |_| Ok(net::connect(fd, address)))
     }
 
     /// Queues a ``send(2)`` on a connected socket. The completion's
@@ -514,8 +529,14 @@ impl IoUring {
     ) -> PyResult<u64> {
         let fd = args::fd(fd, "fd")?;
         let msg_flags = msg_flags(flags)?;
-        let source = copy_of_range(buffer, count, buffer_offset)?;
-        self.queue(net::send(fd, source, msg_flags), sqe_flags)
+        let range = byte_range(count, buffer_offset)?;
+        self.queue(sqe_flags, |pool| {
+            Ok(net::send(
+                fd,
+                copy_of_range(pool, buffer, range)?,
+                msg_flags,
+            ))
+        })
     }
 
     /// Queues a ``recv(2)`` of up to ``byte_count`` bytes from a socket. The completion's
@@ -542,8 +563,9 @@ impl IoUring {
         let fd = args::fd(fd, "fd")?;
         let byte_count = args::byte_count(byte_count, "byte_count")?;
         let msg_flags = msg_flags(flags)?;
-        let destination = IoBuf::uninit(byte_count as usize)?;
-        self.queue(net::recv(fd, destination, msg_flags), sqe_flags)
+        self.queue(sqe_flags, |pool| {
+            Ok(net::recv(fd, pool.take(byte_count as usize)?, msg_flags))
+        })
     }
 
     /// Queues a ``close(2)`` of a file descriptor. The completion's
@@ -563,7 +585,18 @@ impl IoUring {
         sqe_flags: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<u64> {
         let fd = args::fd(fd, "fd")?;
-        self.queue(files::close(fd), sqe_flags)
+        self.queue(sqe_flags, |_| Ok(files::close(fd)))
+    }
+
+    /// Queues a no-op (``IORING_OP_NOP``, Linux 5.1), which completes at once with
+    /// :attr:`~CompletionEvent.result` ``0``. Useful to measure the ring's own overhead, or to
+    /// give a waiting loop a completion.
+    ///
+    /// :param sqe_flags: Flags from :func:`make_sqe_flags`.
+    /// :returns: The operation's ``user_data``.
+    #[pyo3(signature = (*, sqe_flags=None))]
+    fn prep_nop(&self, sqe_flags: Option<&Bound<'_, PyAny>>) -> PyResult<u64> {
+        self.queue(sqe_flags, |_| Ok(misc::nop()))
     }
 
     /// Submits every queued entry to the kernel without waiting for any to complete.
@@ -698,12 +731,12 @@ fn msg_flags(value: Option<&Bound<'_, PyAny>>) -> PyResult<i32> {
     })
 }
 
-/// The ring's own copy of `buffer[buffer_offset:buffer_offset + count]`.
-fn copy_of_range(
-    buffer: &Bound<'_, PyAny>,
+/// `(buffer_offset, count)` of a write or send, checked for sign and size; `count` is `None`
+/// for "the rest of the buffer".
+fn byte_range(
     count: Option<&Bound<'_, PyAny>>,
     buffer_offset: Option<&Bound<'_, PyAny>>,
-) -> PyResult<IoBuf> {
+) -> PyResult<(usize, Option<usize>)> {
     let start = buffer_offset
         .filter(|v| !v.is_none())
         .map(|v| int_in(v, "buffer_offset", 0, i64::MAX))
@@ -711,8 +744,17 @@ fn copy_of_range(
         .unwrap_or(0) as usize;
     let count = count
         .filter(|v| !v.is_none())
-        .map(|v| int_in(v, "count", 0, args::MAX_BYTE_COUNT))
+        .map(|v| int_in(v, "count", 0, args::MAX_BYTE_COUNT).map(|c| c as usize))
         .transpose()?;
+    Ok((start, count))
+}
+
+/// The ring's own copy of `buffer[start:start + count]`.
+fn copy_of_range(
+    pool: &mut BufferPool,
+    buffer: &Bound<'_, PyAny>,
+    (start, count): (usize, Option<usize>),
+) -> PyResult<IoBuf> {
     let view = CallerBuffer::read_only(buffer, "buffer")?;
     let data = view.as_slice();
     if start > data.len() {
@@ -724,17 +766,17 @@ fn copy_of_range(
     let available = data.len() - start;
     let count = match count {
         None => available.min(MAX_RW_COUNT),
-        Some(count) if count as usize <= available => count as usize,
+        Some(count) if count <= available => count,
         Some(count) => {
             return Err(errors::bad_arg(format!(
                 "can't write {count} bytes from a buffer of {} bytes starting at \
                  buffer_offset {start}: bytes {start}..{} are out of range",
                 data.len(),
-                start + count as usize
+                start + count
             )))
         }
     };
-    IoBuf::copy_of(&data[start..start + count])
+    pool.copy_of(&data[start..start + count])
 }
 
 /// `flags` of `prep_openat`: an iterable of `FileOpenFlag` (or one), or `None`.

@@ -14,6 +14,7 @@ use io_uring::{EnterFlags, Probe};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 
+use crate::buffer::BufferPool;
 use crate::completion::CompletionEvent;
 use crate::errors;
 use crate::inflight::{InFlight, Owned, INTERNAL_USER_DATA};
@@ -45,6 +46,8 @@ pub struct RingState {
     probe: Option<Box<Probe>>,
     /// An eventfd the ring created in `register_eventfd`, closed with the ring.
     owned_eventfd: Option<OwnedFd>,
+    /// Buffers of reaped operations, for the next ones.
+    pool: BufferPool,
 }
 
 /// Why a drain stopped.
@@ -70,6 +73,7 @@ impl RingState {
             autosubmit,
             probe,
             owned_eventfd: None,
+            pool: BufferPool::new(),
         }
     }
 
@@ -92,6 +96,10 @@ impl RingState {
 
     pub fn in_flight(&self) -> usize {
         self.inflight.len()
+    }
+
+    pub fn pool(&mut self) -> &mut BufferPool {
+        &mut self.pool
     }
 
     pub fn set_owned_eventfd(&mut self, fd: OwnedFd) {
@@ -264,12 +272,19 @@ impl RingState {
         self.collect()?;
         let list = PyList::empty(py);
         while let Some(raw) = self.ready.pop_front() {
-            let owned = self.release(raw);
-            let buffer = match owned {
-                Some(Owned::Destination(buf)) if raw.result >= 0 => {
-                    // SAFETY: a successful read or receive wrote exactly `result` bytes at the
-                    // start of the buffer (and never more than its capacity, its `len`).
-                    Some(PyBytes::new(py, unsafe { buf.filled(raw.result as usize) }).unbind())
+            let buffer = match self.release(raw) {
+                Some(Owned::Destination(buf)) => {
+                    let data = (raw.result >= 0).then(|| {
+                        // SAFETY: a successful read or receive wrote exactly `result` bytes at
+                        // the start of the buffer (never more than its capacity, its `len`).
+                        PyBytes::new(py, unsafe { buf.filled(raw.result as usize) }).unbind()
+                    });
+                    self.pool.give_back(buf);
+                    data
+                }
+                Some(Owned::Source(buf)) => {
+                    self.pool.give_back(buf);
+                    None
                 }
                 _ => None,
             };

@@ -569,3 +569,32 @@ def test_register_non_eventfd_is_oserror(ring: IoUring, pipe: tuple[int, int]) -
     """Registering a descriptor that is not an eventfd raises OSError."""
     with pytest.raises(OSError):
         ring.register_eventfd(pipe[0])
+
+
+def test_nop_completes_with_zero_and_no_buffer(ring: IoUring) -> None:
+    """prep_nop: a completion with result 0 and nothing else, for measuring and waking."""
+    assert ring.probe()["prep_nop"] is True
+    ids = [ring.prep_nop() for _ in range(5)]
+    got = collect(ring, ids)
+    assert sorted(got) == sorted(ids)
+    assert all(c.result == 0 and c.buffer is None for c in got.values())
+    assert ring.in_flight == 0
+
+
+def test_reused_read_buffers_return_only_fresh_bytes(ring: IoUring, tmp_dir: Path) -> None:
+    """Read buffers are recycled between operations; a short read after a full one returns
+    exactly the bytes it read, never leftovers of the earlier read."""
+    full = tmp_dir / "full.bin"
+    full.write_bytes(b"a" * 4096)
+    short = tmp_dir / "short.bin"
+    short.write_bytes(b"b" * 10)
+    full_fd = os.open(full, os.O_RDONLY)
+    short_fd = os.open(short, os.O_RDONLY)
+    try:
+        for _ in range(3):
+            assert succeed(ring, ring.prep_read(full_fd, 4096, 0)).buffer == b"a" * 4096
+            assert succeed(ring, ring.prep_read(short_fd, 4096, 0)).buffer == b"b" * 10
+            assert succeed(ring, ring.prep_read(short_fd, 4096, 4096)).buffer == b""
+    finally:
+        os.close(full_fd)
+        os.close(short_fd)

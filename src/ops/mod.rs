@@ -3,6 +3,7 @@
 //! owned memory alive until the completion is reaped.
 
 pub mod files;
+pub mod misc;
 pub mod net;
 
 use io_uring::squeue::Entry;
@@ -38,4 +39,5 @@ pub const ALL: &[&OpInfo] = &[
     &net::CONNECT_V6,
     &net::SEND,
     &net::RECV,
+    &misc::NOP,
 ];
