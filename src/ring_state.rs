@@ -249,11 +249,13 @@ impl RingState {
                     result: cqe.result(),
                     flags: cqe.flags(),
                 }));
-            if !self.ring.submission().cq_overflow() {
+            let sq = self.ring.submission();
+            if !sq.cq_overflow() && !sq.taskrun() {
                 break;
             }
-            // The kernel moves its backlog onto the (now empty) CQ ring only inside
-            // io_uring_enter with GETEVENTS.
+            drop(sq);
+            // The kernel moves its backlog onto the (now empty) CQ ring, and runs completion
+            // work deferred by COOP_TASKRUN, only inside io_uring_enter with GETEVENTS.
             match enter(self.fd(), 0, 0, EnterFlags::GETEVENTS.bits(), None) {
                 Ok(_) => {}
                 Err(err)

@@ -94,6 +94,13 @@ pub fn make_io_ring(
         if optional_flags {
             // Keep submitting the rest of a batch when one entry fails (Linux 5.18+).
             builder.setup_submit_all();
+            if sqpoll_idle_ms.is_none() {
+                // Run completion work when this thread next enters the kernel instead of
+                // interrupting it (Linux 5.19+); the TASKRUN flag tells `collect` when such work
+                // is waiting. SQPOLL rings refuse both.
+                builder.setup_coop_taskrun();
+                builder.setup_taskrun_flag();
+            }
             if single_issuer {
                 builder.setup_single_issuer();
             }
