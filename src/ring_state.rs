@@ -113,24 +113,11 @@ impl RingState {
     /// Queues one operation. Its memory moves into the in-flight table, where it stays until
     /// the completion for the returned `user_data` is reaped.
     pub fn push(&mut self, prepared: Prepared, flags: Flags) -> PyResult<u64> {
-        if self.ring.submission().is_full() {
-            if !self.autosubmit {
-                return Err(errors::bad_arg(format!(
-                    "The submission queue is full ({} entries) and autosubmit is off; call \
-                     submit() before queueing more",
-                    self.ring.params().sq_entries()
-                )));
-            }
-            self.submit()?;
-            while self.ring.submission().is_full() {
-                // Only an SQPOLL ring can still be full: its kernel thread has not caught up.
-                // SAFETY: no argument pointer is passed.
-                match enter(self.fd(), 0, 0, EnterFlags::SQ_WAIT.bits(), None) {
-                    Ok(_) => {}
-                    Err(err) if err.raw_os_error() == Some(libc::EINTR) => {}
-                    Err(err) => return Err(errors::enter_error(&err)),
-                }
-            }
+        let mut sq = self.ring.submission();
+        if sq.is_full() {
+            drop(sq);
+            self.make_room()?;
+            sq = self.ring.submission();
         }
         let Prepared { entry, owned, .. } = prepared;
         let user_data = if flags.contains(Flags::SKIP_SUCCESS) {
@@ -147,8 +134,30 @@ impl RingState {
         // table under `user_data` (or the entry holds no pointer at all), and that memory is
         // freed only once the completion for `user_data` has been reaped, or leaked if the
         // ring is torn down without one. The queue has room: it was checked just above.
-        unsafe { self.ring.submission().push(&entry) }.expect("the queue has room");
+        unsafe { sq.push(&entry) }.expect("the queue has room");
         Ok(user_data)
+    }
+
+    /// Makes room in a full submission queue by submitting it, or refuses when autosubmit is
+    /// off.
+    fn make_room(&mut self) -> PyResult<()> {
+        if !self.autosubmit {
+            return Err(errors::bad_arg(format!(
+                "The submission queue is full ({} entries) and autosubmit is off; call \
+                 submit() before queueing more",
+                self.ring.params().sq_entries()
+            )));
+        }
+        self.submit()?;
+        while self.ring.submission().is_full() {
+            // Only an SQPOLL ring can still be full: its kernel thread has not caught up.
+            match enter(self.fd(), 0, 0, EnterFlags::SQ_WAIT.bits(), None) {
+                Ok(_) => {}
+                Err(err) if err.raw_os_error() == Some(libc::EINTR) => {}
+                Err(err) => return Err(errors::enter_error(&err)),
+            }
+        }
+        Ok(())
     }
 
     /// Submits every queued entry without waiting. Returns how many were submitted.
