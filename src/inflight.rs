@@ -11,7 +11,9 @@ use std::ffi::CString;
 use crate::buffer::IoBuf;
 use crate::ops::net::SocketAddress;
 
-/// What an operation owns until its completion arrives.
+/// What an operation owns until its completion arrives. Some variants are never read: they
+/// exist to keep memory alive, and to free it when dropped.
+#[allow(dead_code)]
 pub enum Owned {
     /// Nothing: the SQE holds no pointers (close, socket).
     Nothing,

@@ -5,6 +5,7 @@ mod args;
 mod buffer;
 mod completion;
 mod errors;
+mod face;
 mod fork;
 mod inflight;
 mod ops;

@@ -53,10 +53,8 @@ pub struct RingState {
 /// Why a drain stopped.
 pub enum DrainOutcome {
     Finished,
-    /// Still waiting after `DRAIN_WARN_AFTER`; the caller warns and drains again.
+    /// The given number of operations were still in flight when the time ran out.
     StillWaiting(usize),
-    /// The given number of operations never completed; their memory was leaked.
-    Leaked(usize),
 }
 
 impl RingState {

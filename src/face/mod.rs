@@ -1,0 +1,70 @@
+//! The `prep_*` methods of `IoUring`, one file per family of operations, and the argument
+//! helpers they share. Each method checks its arguments, then hands `IoUring::queue` a closure
+//! that builds the operation.
+
+mod files;
+mod misc;
+mod net;
+
+use pyo3::prelude::*;
+
+use crate::args::{self, int_in};
+use crate::buffer::{BufferPool, CallerBuffer, IoBuf};
+use crate::errors;
+
+/// The most bytes Linux moves in one read or write (`MAX_RW_COUNT`); a write whose `count`
+/// is left to default is capped here rather than refused.
+const MAX_RW_COUNT: usize = 0x7fff_f000;
+
+/// `offset=-1` (or omitted): the file's current position.
+fn offset_or_current(value: Option<&Bound<'_, PyAny>>, name: &str) -> PyResult<u64> {
+    value.map_or(Ok(u64::MAX), |v| args::file_offset(v, name))
+}
+
+/// `(buffer_offset, count)` of a write or send, checked for sign and size; `count` is `None`
+/// for "the rest of the buffer".
+fn byte_range(
+    count: Option<&Bound<'_, PyAny>>,
+    buffer_offset: Option<&Bound<'_, PyAny>>,
+) -> PyResult<(usize, Option<usize>)> {
+    let start = buffer_offset
+        .filter(|v| !v.is_none())
+        .map(|v| int_in(v, "buffer_offset", 0, i64::MAX))
+        .transpose()?
+        .unwrap_or(0) as usize;
+    let count = count
+        .filter(|v| !v.is_none())
+        .map(|v| int_in(v, "count", 0, args::MAX_BYTE_COUNT).map(|c| c as usize))
+        .transpose()?;
+    Ok((start, count))
+}
+
+/// The ring's own copy of `buffer[start:start + count]`.
+fn copy_of_range(
+    pool: &mut BufferPool,
+    buffer: &Bound<'_, PyAny>,
+    (start, count): (usize, Option<usize>),
+) -> PyResult<IoBuf> {
+    let view = CallerBuffer::read_only(buffer, "buffer")?;
+    let data = view.as_slice();
+    if start > data.len() {
+        return Err(errors::bad_arg(format!(
+            "buffer_offset {start} is out of range for a buffer of {} bytes",
+            data.len()
+        )));
+    }
+    let available = data.len() - start;
+    let count = match count {
+        None => available.min(MAX_RW_COUNT),
+        Some(count) if count <= available => count,
+        Some(count) => {
+            return Err(errors::bad_arg(format!(
+                "can't write {count} bytes from a buffer of {} bytes starting at \
+                 buffer_offset {start}: bytes {start}..{} are out of range",
+                data.len(),
+                start + count
+            )))
+        }
+    };
+    pool.copy_of(&data[start..start + count])
+}
