@@ -27,10 +27,27 @@ pub struct CompletionEvent {
     /// ``IORING_CQE_F_MORE``, ``1 << 1``, when an operation will complete again).
     #[pyo3(get)]
     pub flags: u32,
+    /// What some operations report beyond :attr:`result`: a :class:`StatxResult` for
+    /// :meth:`IoUring.prep_statx`, the peer's address for :meth:`IoUring.prep_accept` (when
+    /// asked) and :meth:`IoUring.prep_recvfrom`, an :class:`os.waitid_result` for
+    /// :meth:`IoUring.prep_waitid`. ``None`` otherwise.
+    #[pyo3(get)]
+    pub extra: Option<Py<PyAny>>,
 }
+
+/// `IORING_CQE_F_MORE`: the operation will post more completions for the same `user_data`.
+pub const CQE_F_MORE: u32 = 1 << 1;
 
 #[pymethods]
 impl CompletionEvent {
+    /// ``True`` when more completions will follow for the same :attr:`user_data` (a multishot
+    /// operation still armed, ``IORING_CQE_F_MORE``). The ring keeps the operation's memory
+    /// until the final completion, the first with ``more`` false.
+    #[getter]
+    fn more(&self) -> bool {
+        self.flags & CQE_F_MORE != 0
+    }
+
     fn __repr__(&self, py: Python<'_>) -> String {
         let buffer = match &self.buffer {
             None => "None".to_owned(),

@@ -8,6 +8,9 @@
 
 use std::ffi::CString;
 
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
 use crate::buffer::IoBuf;
 use crate::ops::net::SocketAddress;
 
@@ -26,7 +29,33 @@ pub enum Owned {
     Source(IoBuf),
     /// A socket address (connect).
     Address(Box<SocketAddress>),
+    /// Anything else an operation points into (several paths, a timespec, a statx buffer, a
+    /// msghdr with its iovecs and address), and how its completion reads it.
+    Kept(Box<dyn Keep>),
 }
+
+/// Memory owned by an operation beyond the common cases above. The kernel may write into it
+/// until the operation's final completion; `finish` runs after that and turns it into the
+/// completion's `buffer` and `extra`.
+pub trait Keep: Send {
+    /// Called once, with the final completion's `result`. The default keeps nothing to report.
+    fn finish(self: Box<Self>, _py: Python<'_>, _result: i32) -> PyResult<Finished> {
+        Ok(Finished::default())
+    }
+}
+
+/// What a completed operation reports beyond its `result`.
+#[derive(Default)]
+pub struct Finished {
+    pub buffer: Option<Py<PyBytes>>,
+    pub extra: Option<Py<PyAny>>,
+}
+
+/// Memory that is only kept alive: paths, timespecs, open_how structs.
+#[allow(dead_code)] // used by the operations added next
+pub struct KeepAlive<T: Send>(pub T);
+
+impl<T: Send> Keep for KeepAlive<T> {}
 
 impl Owned {
     pub fn is_nothing(&self) -> bool {

@@ -15,13 +15,10 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 
 use crate::buffer::BufferPool;
-use crate::completion::CompletionEvent;
+use crate::completion::{CompletionEvent, CQE_F_MORE};
 use crate::errors;
 use crate::inflight::{InFlight, Owned, INTERNAL_USER_DATA};
 use crate::ops::Prepared;
-
-/// `IORING_CQE_F_MORE`: the operation will post more completions for the same `user_data`.
-const CQE_F_MORE: u32 = 1 << 1;
 
 /// How long closing waits for the kernel to give back operations' memory before warning.
 pub const DRAIN_WARN_AFTER: Duration = Duration::from_secs(2);
@@ -281,6 +278,7 @@ impl RingState {
         self.collect()?;
         let list = PyList::empty(py);
         while let Some(raw) = self.ready.pop_front() {
+            let mut extra = None;
             let buffer = match self.release(raw) {
                 Some(Owned::Destination(buf)) => {
                     let data = (raw.result >= 0).then(|| {
@@ -295,6 +293,18 @@ impl RingState {
                     self.pool.give_back(buf);
                     None
                 }
+                Some(Owned::Kept(kept)) => match kept.finish(py, raw.result) {
+                    Ok(finished) => {
+                        extra = finished.extra;
+                        finished.buffer
+                    }
+                    // Never lose the completion: deliver it, with the reason its details could
+                    // not be read (say, a MemoryError) as `extra`.
+                    Err(err) => {
+                        extra = Some(err.into_value(py).into_any());
+                        None
+                    }
+                },
                 _ => None,
             };
             let event = CompletionEvent {
@@ -302,6 +312,7 @@ impl RingState {
                 user_data: raw.user_data,
                 buffer,
                 flags: raw.flags,
+                extra,
             };
             list.append(Bound::new(py, event)?)?;
         }
