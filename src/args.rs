@@ -2,6 +2,7 @@
 //! refuses, and runs before anything is queued.
 
 use std::ffi::CString;
+use std::time::Duration;
 
 use pyo3::exceptions::{PyOverflowError, PyTypeError};
 use pyo3::prelude::*;
@@ -103,4 +104,72 @@ pub fn type_name(obj: &Bound<'_, PyAny>) -> String {
         .name()
         .map(|n| n.to_string())
         .unwrap_or_else(|_| "?".to_owned())
+}
+
+/// A directory and a path in it, as the `*at` system calls take them: `relative_to` is a
+/// directory descriptor, `AT_FDCWD`, or `None`/`-1`, which requires an absolute path.
+pub fn located_path(
+    relative_to: Option<&Bound<'_, PyAny>>,
+    dir_name: &str,
+    path_obj: &Bound<'_, PyAny>,
+    path_name: &str,
+) -> PyResult<(i32, CString)> {
+    let dir_fd = match relative_to {
+        None => -1,
+        Some(value) if value.is_instance_of::<PyInt>() => {
+            match int_in(value, dir_name, i64::from(i32::MIN), i32::MAX.into())? as i32 {
+                fd @ (-1 | libc::AT_FDCWD) => fd,
+                fd if fd < 0 => {
+                    return Err(bad_arg(format!(
+                        "{dir_name} must be a directory file descriptor, AT_FDCWD or None, \
+                         got {fd}"
+                    )))
+                }
+                fd => fd,
+            }
+        }
+        Some(value) => fd(value, dir_name)?,
+    };
+    let located = path(path_obj, path_name)?;
+    if dir_fd == -1 && !located.as_bytes().starts_with(b"/") {
+        return Err(bad_arg(format!(
+            "{path_name} must be absolute when {dir_name} is None or -1, got {:?}; pass \
+             {dir_name}=AT_FDCWD to resolve it from the working directory",
+            String::from_utf8_lossy(located.as_bytes())
+        )));
+    }
+    Ok((dir_fd, located))
+}
+
+/// A non-negative duration: `seconds` (an int, or a float for fractions) plus `nsec`.
+pub fn duration(seconds: &Bound<'_, PyAny>, nsec: Option<&Bound<'_, PyAny>>) -> PyResult<Duration> {
+    let nsec = match nsec {
+        Some(value) => int_in(value, "nsec", 0, i64::MAX)? as u64,
+        None => 0,
+    };
+    let base = if seconds.is_instance_of::<PyInt>() {
+        Duration::from_secs(int_in(seconds, "seconds", 0, i64::MAX)? as u64)
+    } else {
+        let value: f64 = seconds.extract().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "seconds must be an int or a float, not {}",
+                type_name(seconds)
+            ))
+        })?;
+        Duration::try_from_secs_f64(value)
+            .map_err(|_| bad_arg(format!("seconds must be a finite number >= 0, got {value}")))?
+    };
+    Ok(base.saturating_add(Duration::from_nanos(nsec)))
+}
+
+/// An optional integer argument with a default.
+pub fn int_or(
+    obj: Option<&Bound<'_, PyAny>>,
+    name: &str,
+    min: i64,
+    max: i64,
+    default: i64,
+) -> PyResult<i64> {
+    obj.filter(|v| !v.is_none())
+        .map_or(Ok(default), |v| int_in(v, name, min, max))
 }

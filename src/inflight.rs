@@ -52,7 +52,7 @@ pub struct Finished {
 }
 
 /// Memory that is only kept alive: paths, timespecs, open_how structs.
-#[allow(dead_code)] // used by the operations added next
+#[allow(dead_code)] // the field is never read, only dropped
 pub struct KeepAlive<T: Send>(pub T);
 
 impl<T: Send> Keep for KeepAlive<T> {}

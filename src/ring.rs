@@ -2,11 +2,10 @@
 
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::{Mutex, MutexGuard, TryLockError};
-use std::time::Duration;
 
 use pyo3::exceptions::{PyNotImplementedError, PyRuntimeWarning};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyInt, PyList, PyType};
+use pyo3::types::{PyDict, PyList, PyType};
 
 use crate::args::{self, int_in};
 use crate::buffer::BufferPool;
@@ -209,6 +208,11 @@ impl IoUring {
         Ok(())
     }
 
+    /// The ring's own file descriptor, for :meth:`prep_msg_ring` from another ring.
+    fn fileno(&self) -> PyResult<i32> {
+        self.with_ring(|ring| Ok(ring.fd()))
+    }
+
     /// ``True`` once the ring has been closed.
     #[getter]
     fn closed(&self) -> bool {
@@ -294,7 +298,7 @@ impl IoUring {
         seconds: &Bound<'_, PyAny>,
         nsec: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<u32> {
-        let timeout = timeout_arg(seconds, nsec)?;
+        let timeout = args::duration(seconds, nsec)?;
         self.with_ring(|ring| {
             if !ring.supports_timed_wait() {
                 return Err(PyNotImplementedError::new_err(
@@ -368,26 +372,4 @@ impl IoUring {
             Err(_) => "<IoUring busy>".to_owned(),
         }
     }
-}
-
-/// `seconds` (int or float) plus `nsec`, both non-negative.
-fn timeout_arg(seconds: &Bound<'_, PyAny>, nsec: Option<&Bound<'_, PyAny>>) -> PyResult<Duration> {
-    let nsec = match nsec {
-        Some(value) => int_in(value, "nsec", 0, i64::MAX)? as u64,
-        None => 0,
-    };
-    let base = if seconds.is_instance_of::<PyInt>() {
-        Duration::from_secs(int_in(seconds, "seconds", 0, i64::MAX)? as u64)
-    } else {
-        let value: f64 = seconds.extract().map_err(|_| {
-            pyo3::exceptions::PyTypeError::new_err(format!(
-                "seconds must be an int or a float, not {}",
-                args::type_name(seconds)
-            ))
-        })?;
-        Duration::try_from_secs_f64(value).map_err(|_| {
-            errors::bad_arg(format!("seconds must be a finite number >= 0, got {value}"))
-        })?
-    };
-    Ok(base.saturating_add(Duration::from_nanos(nsec)))
 }

@@ -10,10 +10,11 @@ from century_ring._century_ring import (
     AT_FDCWD,
     CompletionEvent,
     IoUring,
+    StatxResult,
     make_io_ring,
     make_sqe_flags,
 )
-from century_ring.enums import FileOpenFlag, FileOpenMode
+from century_ring.enums import FileOpenFlag, FileOpenMode, ResolveFlag
 from century_ring.helpers import raise_for_cqe
 
 __all__ = [
@@ -22,6 +23,8 @@ __all__ = [
     "FileOpenFlag",
     "FileOpenMode",
     "IoUring",
+    "ResolveFlag",
+    "StatxResult",
     "make_io_ring",
     "make_sqe_flags",
     "raise_for_cqe",

@@ -32,6 +32,49 @@ class CompletionEvent:
     def more(self) -> bool: ...
 
 @final
+class StatxResult:
+    @property
+    def st_mode(self) -> int: ...
+    @property
+    def st_ino(self) -> int: ...
+    @property
+    def st_dev(self) -> int: ...
+    @property
+    def st_nlink(self) -> int: ...
+    @property
+    def st_uid(self) -> int: ...
+    @property
+    def st_gid(self) -> int: ...
+    @property
+    def st_size(self) -> int: ...
+    @property
+    def st_atime(self) -> float: ...
+    @property
+    def st_mtime(self) -> float: ...
+    @property
+    def st_ctime(self) -> float: ...
+    @property
+    def st_birthtime(self) -> float: ...
+    @property
+    def st_atime_ns(self) -> int: ...
+    @property
+    def st_mtime_ns(self) -> int: ...
+    @property
+    def st_ctime_ns(self) -> int: ...
+    @property
+    def st_birthtime_ns(self) -> int: ...
+    @property
+    def st_blksize(self) -> int: ...
+    @property
+    def st_blocks(self) -> int: ...
+    @property
+    def st_rdev(self) -> int: ...
+    @property
+    def stx_mask(self) -> int: ...
+    @property
+    def stx_attributes(self) -> int: ...
+
+@final
 class IoUring:
     def __enter__(self) -> Self: ...
     def __exit__(
@@ -48,6 +91,7 @@ class IoUring:
     @property
     def in_flight(self) -> int: ...
     def probe(self) -> dict[str, bool]: ...
+    def fileno(self) -> int: ...
     def prep_openat(
         self,
         relative_to: _Fd | None,
@@ -101,6 +145,155 @@ class IoUring:
     ) -> int: ...
     def prep_close(self, fd: _Fd, *, sqe_flags: int | None = None) -> int: ...
     def prep_nop(self, *, sqe_flags: int | None = None) -> int: ...
+    def prep_cancel(
+        self,
+        user_data: int | None = None,
+        *,
+        fd: _Fd | None = None,
+        all: bool = False,
+        sqe_flags: int | None = None,
+    ) -> int: ...
+    def prep_timeout(
+        self,
+        seconds: float,
+        nsec: int = 0,
+        *,
+        count: int = 0,
+        absolute: bool = False,
+        sqe_flags: int | None = None,
+    ) -> int: ...
+    def prep_timeout_remove(self, user_data: int, *, sqe_flags: int | None = None) -> int: ...
+    def prep_link_timeout(
+        self, seconds: float, nsec: int = 0, *, sqe_flags: int | None = None
+    ) -> int: ...
+    def prep_poll_add(
+        self, fd: _Fd, events: int, *, multishot: bool = False, sqe_flags: int | None = None
+    ) -> int: ...
+    def prep_poll_remove(self, user_data: int, *, sqe_flags: int | None = None) -> int: ...
+    def prep_msg_ring(
+        self,
+        ring: _Fd,
+        result: int = 0,
+        user_data: int = 0,
+        *,
+        sqe_flags: int | None = None,
+    ) -> int: ...
+    def prep_readv(
+        self,
+        fd: _Fd,
+        byte_counts: Iterable[int],
+        offset: int = -1,
+        *,
+        sqe_flags: int | None = None,
+    ) -> int: ...
+    def prep_writev(
+        self,
+        fd: _Fd,
+        buffers: Iterable[Buffer],
+        offset: int = -1,
+        *,
+        sqe_flags: int | None = None,
+    ) -> int: ...
+    def prep_fsync(
+        self, fd: _Fd, *, data_only: bool = False, sqe_flags: int | None = None
+    ) -> int: ...
+    def prep_fallocate(
+        self, fd: _Fd, offset: int, length: int, mode: int = 0, *, sqe_flags: int | None = None
+    ) -> int: ...
+    def prep_ftruncate(self, fd: _Fd, length: int, *, sqe_flags: int | None = None) -> int: ...
+    def prep_fadvise(
+        self, fd: _Fd, offset: int, length: int, advice: int, *, sqe_flags: int | None = None
+    ) -> int: ...
+    def prep_splice(
+        self,
+        fd_in: _Fd,
+        offset_in: int,
+        fd_out: _Fd,
+        offset_out: int,
+        byte_count: int,
+        flags: int = 0,
+        *,
+        sqe_flags: int | None = None,
+    ) -> int: ...
+    def prep_tee(
+        self,
+        fd_in: _Fd,
+        fd_out: _Fd,
+        byte_count: int,
+        flags: int = 0,
+        *,
+        sqe_flags: int | None = None,
+    ) -> int: ...
+    def prep_sync_file_range(
+        self, fd: _Fd, offset: int, length: int, flags: int = 0, *, sqe_flags: int | None = None
+    ) -> int: ...
+    def prep_openat2(
+        self,
+        relative_to: _Fd | None,
+        path: _Path,
+        open_mode: FileOpenMode,
+        flags: Iterable[FileOpenFlag] | FileOpenFlag | None = None,
+        permissions: int = 0o666,
+        *,
+        resolve: int = 0,
+        sqe_flags: int | None = None,
+    ) -> int: ...
+    def prep_statx(
+        self,
+        relative_to: _Fd | None,
+        path: _Path,
+        flags: int = 0,
+        mask: int = 0xFFF,
+        *,
+        sqe_flags: int | None = None,
+    ) -> int: ...
+    def prep_unlinkat(
+        self,
+        relative_to: _Fd | None,
+        path: _Path,
+        *,
+        remove_dir: bool = False,
+        sqe_flags: int | None = None,
+    ) -> int: ...
+    def prep_renameat(
+        self,
+        old_relative_to: _Fd | None,
+        old_path: _Path,
+        new_relative_to: _Fd | None,
+        new_path: _Path,
+        flags: int = 0,
+        *,
+        sqe_flags: int | None = None,
+    ) -> int: ...
+    def prep_mkdirat(
+        self,
+        relative_to: _Fd | None,
+        path: _Path,
+        permissions: int = 0o777,
+        *,
+        sqe_flags: int | None = None,
+    ) -> int: ...
+    def prep_symlinkat(
+        self,
+        target: _Path,
+        relative_to: _Fd | None,
+        link_path: _Path,
+        *,
+        sqe_flags: int | None = None,
+    ) -> int: ...
+    def prep_linkat(
+        self,
+        old_relative_to: _Fd | None,
+        old_path: _Path,
+        new_relative_to: _Fd | None,
+        new_path: _Path,
+        flags: int = 0,
+        *,
+        sqe_flags: int | None = None,
+    ) -> int: ...
+    def prep_waitid(
+        self, idtype: int, id: int, options: int, *, sqe_flags: int | None = None
+    ) -> int: ...
     def submit(self) -> int: ...
     def submit_and_wait(self, count: int = 1) -> int: ...
     def submit_and_wait_with_timeout(self, seconds: float, nsec: int = 0) -> int: ...

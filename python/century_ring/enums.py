@@ -1,11 +1,11 @@
-"""Enumerations accepted by :meth:`IoUring.prep_openat`."""
+"""Enumerations accepted by :meth:`IoUring.prep_openat` and :meth:`IoUring.prep_openat2`."""
 
 from __future__ import annotations
 
 import enum
 import os
 
-__all__ = ["FileOpenFlag", "FileOpenMode"]
+__all__ = ["FileOpenFlag", "FileOpenMode", "ResolveFlag"]
 
 
 class FileOpenMode(enum.IntEnum):
@@ -52,3 +52,25 @@ class FileOpenFlag(enum.IntEnum):
     TEMPORARY_FILE = os.O_TMPFILE
     #: Truncate an existing regular file to length zero (``O_TRUNC``).
     TRUNCATE = os.O_TRUNC
+
+
+class ResolveFlag(enum.IntFlag):
+    """How :meth:`IoUring.prep_openat2` may resolve a path (``RESOLVE_*`` of ``openat2(2)``).
+
+    Combine them with ``|``.
+    """
+
+    #: Fail with ``EXDEV`` rather than cross a mount point (``RESOLVE_NO_XDEV``).
+    NO_XDEV = 0x01
+    #: Refuse "magic" links such as ``/proc/self/fd/N`` (``RESOLVE_NO_MAGICLINKS``).
+    NO_MAGICLINKS = 0x02
+    #: Refuse every symbolic link, not just the last component (``RESOLVE_NO_SYMLINKS``).
+    NO_SYMLINKS = 0x04
+    #: Fail with ``EXDEV`` if the path would escape the starting directory
+    #: (``RESOLVE_BENEATH``).
+    BENEATH = 0x08
+    #: Treat the starting directory as the root, as ``chroot`` would (``RESOLVE_IN_ROOT``).
+    IN_ROOT = 0x10
+    #: Resolve only from the kernel's caches, failing with ``EAGAIN`` otherwise
+    #: (``RESOLVE_CACHED``, Linux 5.12).
+    CACHED = 0x20

@@ -7,7 +7,10 @@ use super::{byte_range, copy_of_range, offset_or_current};
 use crate::args::{self, int_in};
 use crate::errors;
 use crate::ops::files;
-use crate::ring::{IoUring, AT_FDCWD};
+use crate::ring::IoUring;
+
+/// The most buffers one vectored read or write takes (`IOV_MAX`).
+const IOV_MAX: usize = 1024;
 
 /// The open flags `FileOpenFlag` offers.
 const OPEN_FLAGS: [i32; 10] = [
@@ -56,30 +59,7 @@ impl IoUring {
         permissions: Option<&Bound<'_, PyAny>>,
         sqe_flags: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<u64> {
-        let dir_fd = match relative_to {
-            None => -1,
-            Some(value) if value.is_instance_of::<PyInt>() => {
-                match int_in(value, "relative_to", i64::from(i32::MIN), i32::MAX.into())? as i32 {
-                    fd @ (-1 | AT_FDCWD) => fd,
-                    fd if fd < 0 => {
-                        return Err(errors::bad_arg(format!(
-                            "relative_to must be a directory file descriptor, AT_FDCWD or None, \
-                             got {fd}"
-                        )))
-                    }
-                    fd => fd,
-                }
-            }
-            Some(value) => args::fd(value, "relative_to")?,
-        };
-        let path = args::path(path, "path")?;
-        if dir_fd == -1 && !path.as_bytes().starts_with(b"/") {
-            return Err(errors::bad_arg(format!(
-                "path must be absolute when relative_to is None or -1, got {:?}; pass \
-                 relative_to=AT_FDCWD to open relative to the working directory",
-                String::from_utf8_lossy(path.as_bytes())
-            )));
-        }
+        let (dir_fd, path) = args::located_path(relative_to, "relative_to", path, "path")?;
         let mode = int_in(open_mode, "open_mode", 0, 2)? as i32;
         let flags = open_flags(flags)?;
         let permissions = match permissions {
@@ -186,6 +166,375 @@ impl IoUring {
         let fd = args::fd(fd, "fd")?;
         self.queue(sqe_flags, |_| Ok(files::close(fd)))
     }
+
+    /// Queues a ``readv(2)`` (or ``preadv(2)`` at an offset) into several buffers the ring
+    /// allocates (``IORING_OP_READV``, Linux 5.1). The completion's
+    /// :attr:`~CompletionEvent.result` is the total number of bytes read and its
+    /// :attr:`~CompletionEvent.buffer` holds exactly those bytes, in order.
+    ///
+    /// :param fd: A file descriptor, or an object with a ``fileno()`` method.
+    /// :param byte_counts: The size of each buffer: an iterable of 1 to 1024 ints, each
+    ///     ``0`` to ``2**31 - 1``, together at most ``2**31 - 1``.
+    /// :param offset: The file offset to read from, or ``-1`` for the current position.
+    /// :param sqe_flags: Flags from :func:`make_sqe_flags`; ``skip_success`` is refused.
+    /// :returns: The operation's ``user_data``.
+    #[pyo3(
+        signature = (fd, byte_counts, offset=None, *, sqe_flags=None),
+        text_signature = "($self, fd, byte_counts, offset=-1, *, sqe_flags=None)"
+    )]
+    fn prep_readv(
+        &self,
+        fd: &Bound<'_, PyAny>,
+        byte_counts: &Bound<'_, PyAny>,
+        offset: Option<&Bound<'_, PyAny>>,
+        sqe_flags: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<u64> {
+        let fd = args::fd(fd, "fd")?;
+        let sizes = iovec_items(byte_counts, "byte_counts", |item| {
+            Ok(args::byte_count(item, "byte_counts")? as usize)
+        })?;
+        if sizes.iter().sum::<usize>() > args::MAX_BYTE_COUNT as usize {
+            return Err(errors::bad_arg(
+                "byte_counts add up to more than 2**31 - 1 bytes".to_owned(),
+            ));
+        }
+        let offset = offset_or_current(offset, "offset")?;
+        self.queue(sqe_flags, |pool| {
+            let buffers = sizes
+                .iter()
+                .map(|&size| pool.take(size))
+                .collect::<PyResult<Vec<_>>>()?;
+            Ok(files::readv(fd, buffers, offset))
+        })
+    }
+
+    /// Queues a ``writev(2)`` (or ``pwritev(2)`` at an offset) of several buffers
+    /// (``IORING_OP_WRITEV``, Linux 5.1). The data is copied when this is called. The
+    /// completion's :attr:`~CompletionEvent.result` is the total number of bytes written.
+    ///
+    /// :param fd: A file descriptor, or an object with a ``fileno()`` method.
+    /// :param buffers: An iterable of 1 to 1024 contiguous buffer-protocol objects, together at
+    ///     most ``2**31 - 1`` bytes.
+    /// :param offset: The file offset to write at, or ``-1`` for the current position.
+    /// :param sqe_flags: Flags from :func:`make_sqe_flags`; ``skip_success`` is refused.
+    /// :returns: The operation's ``user_data``.
+    #[pyo3(
+        signature = (fd, buffers, offset=None, *, sqe_flags=None),
+        text_signature = "($self, fd, buffers, offset=-1, *, sqe_flags=None)"
+    )]
+    fn prep_writev(
+        &self,
+        fd: &Bound<'_, PyAny>,
+        buffers: &Bound<'_, PyAny>,
+        offset: Option<&Bound<'_, PyAny>>,
+        sqe_flags: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<u64> {
+        let fd = args::fd(fd, "fd")?;
+        let items = iovec_items(buffers, "buffers", |item| Ok(item.clone()))?;
+        let offset = offset_or_current(offset, "offset")?;
+        self.queue(sqe_flags, |pool| {
+            let mut total = 0usize;
+            let mut copies = Vec::with_capacity(items.len());
+            for item in &items {
+                let copy = copy_of_range(pool, item, (0, None))?;
+                total += copy.capacity();
+                if total > args::MAX_BYTE_COUNT as usize {
+                    return Err(errors::bad_arg(
+                        "buffers hold more than 2**31 - 1 bytes together".to_owned(),
+                    ));
+                }
+                copies.push(copy);
+            }
+            Ok(files::writev(fd, copies, offset))
+        })
+    }
+
+    /// Queues an ``fsync(2)``, or an ``fdatasync(2)`` with ``data_only`` (``IORING_OP_FSYNC``,
+    /// Linux 5.1). The completion's :attr:`~CompletionEvent.result` is ``0`` on success.
+    ///
+    /// Only writes that have completed are covered: to sync after a write, wait for the write
+    /// or link the two with ``make_sqe_flags(io_link=True)``.
+    ///
+    /// :param fd: A file descriptor, or an object with a ``fileno()`` method.
+    /// :param data_only: Flush only the data and the metadata needed to read it back.
+    /// :param sqe_flags: Flags from :func:`make_sqe_flags`.
+    /// :returns: The operation's ``user_data``.
+    #[pyo3(signature = (fd, *, data_only=false, sqe_flags=None))]
+    fn prep_fsync(
+        &self,
+        fd: &Bound<'_, PyAny>,
+        data_only: bool,
+        sqe_flags: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<u64> {
+        let fd = args::fd(fd, "fd")?;
+        self.queue(sqe_flags, |_| Ok(files::fsync(fd, data_only)))
+    }
+
+    /// Queues a ``fallocate(2)``: allocates (or, with ``mode`` flags, punches or zeroes) a
+    /// range of a file (``IORING_OP_FALLOCATE``, Linux 5.6). The completion's
+    /// :attr:`~CompletionEvent.result` is ``0`` on success.
+    ///
+    /// :param fd: A file descriptor, or an object with a ``fileno()`` method.
+    /// :param offset: Where the range starts.
+    /// :param length: How long the range is; more than ``0``.
+    /// :param mode: ``FALLOC_FL_*`` flags; ``0`` allocates and extends the file.
+    /// :param sqe_flags: Flags from :func:`make_sqe_flags`.
+    /// :returns: The operation's ``user_data``.
+    #[pyo3(
+        signature = (fd, offset, length, mode=None, *, sqe_flags=None),
+        text_signature = "($self, fd, offset, length, mode=0, *, sqe_flags=None)"
+    )]
+    fn prep_fallocate(
+        &self,
+        fd: &Bound<'_, PyAny>,
+        offset: &Bound<'_, PyAny>,
+        length: &Bound<'_, PyAny>,
+        mode: Option<&Bound<'_, PyAny>>,
+        sqe_flags: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<u64> {
+        let fd = args::fd(fd, "fd")?;
+        let offset = int_in(offset, "offset", 0, i64::MAX)? as u64;
+        let length = int_in(length, "length", 1, i64::MAX)? as u64;
+        let mode = args::int_or(mode, "mode", 0, i32::MAX.into(), 0)? as i32;
+        self.queue(sqe_flags, |_| {
+            Ok(files::fallocate(fd, offset, length, mode))
+        })
+    }
+
+    /// Queues an ``ftruncate(2)`` (``IORING_OP_FTRUNCATE``, Linux 6.9). The completion's
+    /// :attr:`~CompletionEvent.result` is ``0`` on success.
+    ///
+    /// :param fd: A file descriptor open for writing, or an object with ``fileno()``.
+    /// :param length: The new size of the file.
+    /// :param sqe_flags: Flags from :func:`make_sqe_flags`.
+    /// :returns: The operation's ``user_data``.
+    #[pyo3(signature = (fd, length, *, sqe_flags=None))]
+    fn prep_ftruncate(
+        &self,
+        fd: &Bound<'_, PyAny>,
+        length: &Bound<'_, PyAny>,
+        sqe_flags: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<u64> {
+        let fd = args::fd(fd, "fd")?;
+        let length = int_in(length, "length", 0, i64::MAX)? as u64;
+        self.queue(sqe_flags, |_| Ok(files::ftruncate(fd, length)))
+    }
+
+    /// Queues a ``posix_fadvise(2)``: tells the kernel how a range of a file will be used
+    /// (``IORING_OP_FADVISE``, Linux 5.6). The completion's :attr:`~CompletionEvent.result` is
+    /// ``0`` on success.
+    ///
+    /// :param fd: A file descriptor, or an object with a ``fileno()`` method.
+    /// :param offset: Where the range starts.
+    /// :param length: How long it is; ``0`` means to the end of the file.
+    /// :param advice: One of :data:`os.POSIX_FADV_NORMAL`, :data:`os.POSIX_FADV_SEQUENTIAL`,
+    ///     :data:`os.POSIX_FADV_RANDOM`, :data:`os.POSIX_FADV_NOREUSE`,
+    ///     :data:`os.POSIX_FADV_WILLNEED`, :data:`os.POSIX_FADV_DONTNEED`.
+    /// :param sqe_flags: Flags from :func:`make_sqe_flags`.
+    /// :returns: The operation's ``user_data``.
+    #[pyo3(signature = (fd, offset, length, advice, *, sqe_flags=None))]
+    fn prep_fadvise(
+        &self,
+        fd: &Bound<'_, PyAny>,
+        offset: &Bound<'_, PyAny>,
+        length: &Bound<'_, PyAny>,
+        advice: &Bound<'_, PyAny>,
+        sqe_flags: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<u64> {
+        let fd = args::fd(fd, "fd")?;
+        let offset = int_in(offset, "offset", 0, i64::MAX)? as u64;
+        let length = int_in(length, "length", 0, i64::MAX)?;
+        let advice = int_in(advice, "advice", 0, 5)? as i32;
+        self.queue(sqe_flags, |_| {
+            Ok(files::fadvise(fd, offset, length, advice))
+        })
+    }
+
+    /// Queues a ``splice(2)``: moves data between two descriptors, one of which must be a
+    /// pipe, without copying it through user space (``IORING_OP_SPLICE``, Linux 5.7). The
+    /// completion's :attr:`~CompletionEvent.result` is the number of bytes moved.
+    ///
+    /// :param fd_in: The descriptor to read from.
+    /// :param offset_in: Its offset, or ``-1`` for none (required when it is a pipe).
+    /// :param fd_out: The descriptor to write to.
+    /// :param offset_out: Its offset, or ``-1`` for none (required when it is a pipe).
+    /// :param byte_count: How many bytes to move at most: ``0`` to ``2**31 - 1``.
+    /// :param flags: ``SPLICE_F_*`` flags.
+    /// :param sqe_flags: Flags from :func:`make_sqe_flags`.
+    /// :returns: The operation's ``user_data``.
+    #[pyo3(
+        signature = (fd_in, offset_in, fd_out, offset_out, byte_count, flags=None, *, sqe_flags=None),
+        text_signature = "($self, fd_in, offset_in, fd_out, offset_out, byte_count, flags=0, *, sqe_flags=None)"
+    )]
+    #[allow(clippy::too_many_arguments)]
+    fn prep_splice(
+        &self,
+        fd_in: &Bound<'_, PyAny>,
+        offset_in: &Bound<'_, PyAny>,
+        fd_out: &Bound<'_, PyAny>,
+        offset_out: &Bound<'_, PyAny>,
+        byte_count: &Bound<'_, PyAny>,
+        flags: Option<&Bound<'_, PyAny>>,
+        sqe_flags: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<u64> {
+        let fd_in = args::fd(fd_in, "fd_in")?;
+        let offset_in = int_in(offset_in, "offset_in", -1, i64::MAX)?;
+        let fd_out = args::fd(fd_out, "fd_out")?;
+        let offset_out = int_in(offset_out, "offset_out", -1, i64::MAX)?;
+        let length = args::byte_count(byte_count, "byte_count")?;
+        let flags = args::int_or(flags, "flags", 0, u32::MAX.into(), 0)? as u32;
+        self.queue(sqe_flags, |_| {
+            Ok(files::splice(
+                fd_in, offset_in, fd_out, offset_out, length, flags,
+            ))
+        })
+    }
+
+    /// Queues a ``tee(2)``: duplicates data from one pipe into another without consuming it
+    /// (``IORING_OP_TEE``, Linux 5.8). The completion's :attr:`~CompletionEvent.result` is the
+    /// number of bytes duplicated.
+    ///
+    /// :param fd_in: The pipe to read from.
+    /// :param fd_out: The pipe to write to.
+    /// :param byte_count: How many bytes at most: ``0`` to ``2**31 - 1``.
+    /// :param flags: ``SPLICE_F_*`` flags.
+    /// :param sqe_flags: Flags from :func:`make_sqe_flags`.
+    /// :returns: The operation's ``user_data``.
+    #[pyo3(
+        signature = (fd_in, fd_out, byte_count, flags=None, *, sqe_flags=None),
+        text_signature = "($self, fd_in, fd_out, byte_count, flags=0, *, sqe_flags=None)"
+    )]
+    fn prep_tee(
+        &self,
+        fd_in: &Bound<'_, PyAny>,
+        fd_out: &Bound<'_, PyAny>,
+        byte_count: &Bound<'_, PyAny>,
+        flags: Option<&Bound<'_, PyAny>>,
+        sqe_flags: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<u64> {
+        let fd_in = args::fd(fd_in, "fd_in")?;
+        let fd_out = args::fd(fd_out, "fd_out")?;
+        let length = args::byte_count(byte_count, "byte_count")?;
+        let flags = args::int_or(flags, "flags", 0, u32::MAX.into(), 0)? as u32;
+        self.queue(sqe_flags, |_| Ok(files::tee(fd_in, fd_out, length, flags)))
+    }
+
+    /// Queues a ``sync_file_range(2)`` (``IORING_OP_SYNC_FILE_RANGE``, Linux 5.2). The
+    /// completion's :attr:`~CompletionEvent.result` is ``0`` on success.
+    ///
+    /// :param fd: A file descriptor, or an object with a ``fileno()`` method.
+    /// :param offset: Where the range starts.
+    /// :param length: How long it is, below ``2**32``; ``0`` means to the end of the file.
+    /// :param flags: ``SYNC_FILE_RANGE_*`` flags.
+    /// :param sqe_flags: Flags from :func:`make_sqe_flags`.
+    /// :returns: The operation's ``user_data``.
+    #[pyo3(
+        signature = (fd, offset, length, flags=None, *, sqe_flags=None),
+        text_signature = "($self, fd, offset, length, flags=0, *, sqe_flags=None)"
+    )]
+    fn prep_sync_file_range(
+        &self,
+        fd: &Bound<'_, PyAny>,
+        offset: &Bound<'_, PyAny>,
+        length: &Bound<'_, PyAny>,
+        flags: Option<&Bound<'_, PyAny>>,
+        sqe_flags: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<u64> {
+        let fd = args::fd(fd, "fd")?;
+        let offset = int_in(offset, "offset", 0, i64::MAX)? as u64;
+        let length = int_in(length, "length", 0, u32::MAX.into())? as u32;
+        let flags = args::int_or(flags, "flags", 0, 7, 0)? as u32;
+        self.queue(sqe_flags, |_| {
+            Ok(files::sync_file_range(fd, offset, length, flags))
+        })
+    }
+
+    /// Queues an ``openat2(2)`` (``IORING_OP_OPENAT2``, Linux 5.6): :meth:`prep_openat` with
+    /// ``RESOLVE_*`` control over how the path is resolved. The completion's
+    /// :attr:`~CompletionEvent.result` is the new file descriptor. ``O_CLOEXEC`` is always
+    /// added.
+    ///
+    /// :param relative_to: As for :meth:`prep_openat`.
+    /// :param path: As for :meth:`prep_openat`.
+    /// :param open_mode: A :class:`FileOpenMode`.
+    /// :param flags: An iterable of :class:`FileOpenFlag`, or ``None``.
+    /// :param permissions: The mode of a newly created file.
+    /// :param resolve: :class:`ResolveFlag` values combined with ``|``, such as
+    ///     ``ResolveFlag.BENEATH | ResolveFlag.NO_SYMLINKS``.
+    /// :param sqe_flags: Flags from :func:`make_sqe_flags`; ``skip_success`` is refused.
+    /// :returns: The operation's ``user_data``.
+    #[pyo3(
+        signature = (relative_to, path, open_mode, flags=None, permissions=None, *, resolve=None, sqe_flags=None),
+        text_signature = "($self, relative_to, path, open_mode, flags=None, permissions=0o666, *, resolve=0, sqe_flags=None)"
+    )]
+    #[allow(clippy::too_many_arguments)]
+    fn prep_openat2(
+        &self,
+        relative_to: Option<&Bound<'_, PyAny>>,
+        path: &Bound<'_, PyAny>,
+        open_mode: &Bound<'_, PyAny>,
+        flags: Option<&Bound<'_, PyAny>>,
+        permissions: Option<&Bound<'_, PyAny>>,
+        resolve: Option<&Bound<'_, PyAny>>,
+        sqe_flags: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<u64> {
+        let (dir_fd, path) = args::located_path(relative_to, "relative_to", path, "path")?;
+        let mode = int_in(open_mode, "open_mode", 0, 2)? as i32;
+        let flags = open_flags(flags)? | mode | libc::O_CLOEXEC;
+        let permissions = args::int_or(permissions, "permissions", 0, 0o7777, 0o666)? as u64;
+        // openat2 refuses a mode unless the call can create a file.
+        let creates = flags & libc::O_CREAT != 0 || flags & libc::O_TMPFILE == libc::O_TMPFILE;
+        let permissions = if creates { permissions } else { 0 };
+        let resolve = args::int_or(resolve, "resolve", 0, 0x3f, 0)? as u64;
+        self.queue(sqe_flags, |_| {
+            Ok(files::openat2(
+                dir_fd,
+                path,
+                flags as u32 as u64,
+                permissions,
+                resolve,
+            ))
+        })
+    }
+
+    /// Queues a ``statx(2)`` (``IORING_OP_STATX``, Linux 5.6). The completion's
+    /// :attr:`~CompletionEvent.result` is ``0`` on success, and its
+    /// :attr:`~CompletionEvent.extra` a :class:`StatxResult` with the file's metadata.
+    ///
+    /// :param relative_to: As for :meth:`prep_openat`.
+    /// :param path: The file, as :class:`str`, :class:`bytes` or :class:`os.PathLike`; with
+    ///     ``flags=AT_EMPTY_PATH`` an empty path names ``relative_to`` itself.
+    /// :param flags: ``AT_*`` flags, such as ``AT_SYMLINK_NOFOLLOW`` (``0x100``).
+    /// :param mask: The ``STATX_*`` fields wanted; by default the basic ones and the birth
+    ///     time (``0xfff``).
+    /// :param sqe_flags: Flags from :func:`make_sqe_flags`; ``skip_success`` is refused.
+    /// :returns: The operation's ``user_data``.
+    #[pyo3(
+        signature = (relative_to, path, flags=None, mask=None, *, sqe_flags=None),
+        text_signature = "($self, relative_to, path, flags=0, mask=0xfff, *, sqe_flags=None)"
+    )]
+    fn prep_statx(
+        &self,
+        relative_to: Option<&Bound<'_, PyAny>>,
+        path: &Bound<'_, PyAny>,
+        flags: Option<&Bound<'_, PyAny>>,
+        mask: Option<&Bound<'_, PyAny>>,
+        sqe_flags: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<u64> {
+        let flags = args::int_or(flags, "flags", 0, i32::MAX.into(), 0)? as i32;
+        let (dir_fd, path) = if flags & libc::AT_EMPTY_PATH != 0 {
+            // An empty path names the directory descriptor itself.
+            let dir_fd = relative_to
+                .map(|fd| args::fd(fd, "relative_to"))
+                .transpose()?
+                .unwrap_or(libc::AT_FDCWD);
+            (dir_fd, args::path(path, "path")?)
+        } else {
+            args::located_path(relative_to, "relative_to", path, "path")?
+        };
+        let mask = args::int_or(mask, "mask", 0, u32::MAX.into(), 0xfff)? as u32;
+        self.queue(sqe_flags, |_| Ok(files::statx(dir_fd, path, flags, mask)))
+    }
 }
 
 /// `flags` of `prep_openat`: an iterable of `FileOpenFlag` (or one), or `None`.
@@ -224,4 +573,31 @@ fn open_flags(value: Option<&Bound<'_, PyAny>>) -> PyResult<i32> {
         ));
     }
     Ok(flags)
+}
+
+/// The items of a vectored operation's iterable: 1 to `IOV_MAX` (1024) of them.
+fn iovec_items<'py, T>(
+    items: &Bound<'py, PyAny>,
+    name: &str,
+    mut each: impl FnMut(&Bound<'py, PyAny>) -> PyResult<T>,
+) -> PyResult<Vec<T>> {
+    let iter = items.try_iter().map_err(|_| {
+        pyo3::exceptions::PyTypeError::new_err(format!(
+            "{name} must be an iterable, not {}",
+            args::type_name(items)
+        ))
+    })?;
+    let mut out = Vec::new();
+    for item in iter {
+        if out.len() == IOV_MAX {
+            return Err(errors::bad_arg(format!(
+                "{name} may hold at most {IOV_MAX} items"
+            )));
+        }
+        out.push(each(&item?)?);
+    }
+    if out.is_empty() {
+        return Err(errors::bad_arg(format!("{name} must not be empty")));
+    }
+    Ok(out)
 }

@@ -3,8 +3,10 @@
 //! that builds the operation.
 
 mod files;
+mod fs;
 mod misc;
 mod net;
+mod process;
 
 use pyo3::prelude::*;
 

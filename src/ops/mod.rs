@@ -3,8 +3,10 @@
 //! owned memory alive until the completion is reaped.
 
 pub mod files;
+pub mod fs;
 pub mod misc;
 pub mod net;
+pub mod process;
 
 use io_uring::squeue::Entry;
 
@@ -40,4 +42,28 @@ pub const ALL: &[&OpInfo] = &[
     &net::SEND,
     &net::RECV,
     &misc::NOP,
+    &misc::CANCEL,
+    &misc::TIMEOUT,
+    &misc::TIMEOUT_REMOVE,
+    &misc::LINK_TIMEOUT,
+    &misc::POLL_ADD,
+    &misc::POLL_REMOVE,
+    &misc::MSG_RING,
+    &files::READV,
+    &files::WRITEV,
+    &files::FSYNC,
+    &files::FALLOCATE,
+    &files::FTRUNCATE,
+    &files::FADVISE,
+    &files::SPLICE,
+    &files::TEE,
+    &files::SYNC_FILE_RANGE,
+    &files::OPENAT2,
+    &files::STATX,
+    &fs::UNLINKAT,
+    &fs::RENAMEAT,
+    &fs::MKDIRAT,
+    &fs::SYMLINKAT,
+    &fs::LINKAT,
+    &process::WAITID,
 ];

@@ -1,0 +1,53 @@
+//! Process operations: waiting for a child.
+
+use io_uring::opcode;
+use pyo3::prelude::*;
+
+use super::{OpInfo, Prepared};
+use crate::inflight::{Finished, Keep, Owned};
+
+/// `waitid(2)`; owns the `siginfo_t` the kernel fills.
+pub const WAITID: OpInfo = OpInfo {
+    method: "prep_waitid",
+    opcode: opcode::WaitId::CODE,
+    opcode_name: "IORING_OP_WAITID",
+    since: "6.7",
+};
+
+struct WaitIdResult(Box<libc::siginfo_t>);
+
+// SAFETY: siginfo_t is plain data the kernel fills; its pointer fields (for other signal kinds)
+// are never dereferenced here.
+unsafe impl Send for WaitIdResult {}
+
+impl Keep for WaitIdResult {
+    /// An `os.waitid_result`, as `os.waitid` returns, or `None` when no child had changed state
+    /// (`WNOHANG`).
+    fn finish(self: Box<Self>, py: Python<'_>, result: i32) -> PyResult<Finished> {
+        let info = &*self.0;
+        // SAFETY: for waitid the kernel fills the SIGCHLD layout, which these accessors read.
+        let (pid, uid, status) = unsafe { (info.si_pid(), info.si_uid(), info.si_status()) };
+        if result < 0 || pid == 0 {
+            return Ok(Finished::default());
+        }
+        let waitid_result = py.import("os")?.getattr("waitid_result")?;
+        let parsed = waitid_result.call1(((pid, uid, info.si_signo, status, info.si_code),))?;
+        Ok(Finished {
+            buffer: None,
+            extra: Some(parsed.unbind()),
+        })
+    }
+}
+
+pub fn waitid(idtype: libc::idtype_t, id: libc::id_t, options: i32) -> Prepared {
+    // SAFETY: siginfo_t is plain old data; all-zero is a valid value (and reads as "no child").
+    let info = Box::new(WaitIdResult(Box::new(unsafe { std::mem::zeroed() })));
+    let entry = opcode::WaitId::new(idtype, id, options)
+        .infop(&*info.0)
+        .build();
+    Prepared {
+        op: &WAITID,
+        entry,
+        owned: Owned::Kept(info),
+    }
+}
