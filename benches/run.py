@@ -1,0 +1,999 @@
+"""Century Ring benchmark suite: one command, every comparison in the same run.
+
+    python benches/run.py                      # the full suite (5 rounds, about 8 minutes)
+    python benches/run.py --quick              # a smoke run of about a minute
+    python benches/run.py --only nop,read-cached --rounds 3 --seconds 1
+
+Workloads: nop, read-cached, read-direct, echo, overhead (see benches/README.md). Each
+measurement runs in its own process (benches/workloads.py, benches/echo.py, or the native
+reference in benches/native/); contenders alternate within every round and their order rotates
+from round to round. The report gives medians over rounds, and ratios taken pair by pair within
+a round, then the median of those ratios. Results go to OUT/latest.json, OUT/latest.md and
+OUT/latest.png (the plot needs matplotlib).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib.util
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+BENCHES = Path(__file__).resolve().parent
+REPO = BENCHES.parent
+NATIVE_DIR = BENCHES / "native"
+NATIVE_BIN = NATIVE_DIR / "target" / "release" / "century-ring-native-bench"
+PYTHON = sys.executable
+
+WORKLOADS = ("nop", "read-cached", "read-direct", "echo", "overhead")
+BATCHES = (32, 256)
+QDS = (1, 8, 32, 128)
+READ_SIZE = 4096
+CACHED_SIZE = 64 << 20
+DIRECT_SIZE = 1 << 30
+ECHO_CONNECTIONS = 64
+ECHO_MESSAGE = 64
+
+# What the table calls each contender, per workload.
+CONTENDERS: dict[str, tuple[str, ...]] = {
+    "nop": ("century_ring", "native", "liburing"),
+    "read-cached": ("century_ring", "os.pread", "native", "native pread", "liburing"),
+    "read-direct": ("century_ring", "os.pread", "thread pool", "native"),
+    "echo": ("century_ring", "selectors", "asyncio"),
+    "overhead": ("century_ring",),
+}
+# Contenders that do one read at a time whatever the queue depth: measured once per round
+# (next to the QD 32 group) and compared with century_ring at every depth.
+SERIAL = frozenset({"os.pread", "native pread"})
+
+
+@dataclass(frozen=True)
+class Target:
+    """One of issue 3's targets: a same-run ratio and the bound it must meet."""
+
+    label: str
+    workload: str
+    numerator: tuple[str, dict[str, int]]
+    denominator: tuple[str, dict[str, int]]
+    metric: str
+    op: str  # ">=" or "<="
+    bound: float
+
+    def met(self, ratio: float) -> bool:
+        return ratio >= self.bound if self.op == ">=" else ratio <= self.bound
+
+
+TARGETS = (
+    Target(
+        "nop batch 32: century_ring / native, ops/s",
+        "nop",
+        ("century_ring", {"batch": 32}),
+        ("native", {"batch": 32}),
+        "ops_per_sec",
+        ">=",
+        0.4,
+    ),
+    Target(
+        "read-cached QD 32: century_ring / os.pread, ops/s",
+        "read-cached",
+        ("century_ring", {"qd": 32}),
+        ("os.pread", {"qd": 1}),
+        "ops_per_sec",
+        ">=",
+        1.0,
+    ),
+    Target(
+        "read-cached QD 32: century_ring / native, ops/s",
+        "read-cached",
+        ("century_ring", {"qd": 32}),
+        ("native", {"qd": 32}),
+        "ops_per_sec",
+        ">=",
+        0.9,
+    ),
+    Target(
+        "read-direct QD 32: century_ring / native, IOPS",
+        "read-direct",
+        ("century_ring", {"qd": 32}),
+        ("native", {"qd": 32}),
+        "ops_per_sec",
+        ">=",
+        0.9,
+    ),
+    Target(
+        "read-direct QD 32: century_ring / thread pool, IOPS",
+        "read-direct",
+        ("century_ring", {"qd": 32}),
+        ("thread pool", {"qd": 32}),
+        "ops_per_sec",
+        ">=",
+        1.1,
+    ),
+    Target(
+        "read-direct QD 32: century_ring / thread pool, CPU per I/O",
+        "read-direct",
+        ("century_ring", {"qd": 32}),
+        ("thread pool", {"qd": 32}),
+        "cpu_us_per_op",
+        "<=",
+        1 / 3,
+    ),
+    Target(
+        "echo: century_ring / selectors, messages/s",
+        "echo",
+        ("century_ring", {}),
+        ("selectors", {}),
+        "ops_per_sec",
+        ">=",
+        1.3,
+    ),
+)
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# --- settings ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Settings:
+    workloads: tuple[str, ...]
+    rounds: int
+    seconds: float
+    echo_seconds: float
+    out: Path
+    data_dir: Path
+    quick: bool
+    skipped: dict[str, str] = field(default_factory=dict)
+    native: bool = False
+    liburing: bool = False
+
+    @property
+    def cached_file(self) -> Path:
+        return self.data_dir / "century-ring-bench-64MiB.bin"
+
+    @property
+    def direct_file(self) -> Path:
+        return self.data_dir / "century-ring-bench-1GiB.bin"
+
+
+def parse_args(argv: list[str] | None) -> Settings:
+    parser = argparse.ArgumentParser(
+        description="Century Ring benchmark suite (see benches/README.md)."
+    )
+    parser.add_argument("--quick", action="store_true", help="a smoke run of about a minute")
+    parser.add_argument(
+        "--only", help=f"comma-separated workloads out of {', '.join(WORKLOADS)} (default: all)"
+    )
+    parser.add_argument("--rounds", type=int, help="rounds per comparison (default 5; quick 1)")
+    parser.add_argument(
+        "--seconds", type=float, help="seconds per measurement (default 2; quick 0.4)"
+    )
+    parser.add_argument(
+        "--echo-seconds", type=float, help="seconds per echo measurement (default 5; quick 2)"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=BENCHES / "results", help="output directory (benches/results)"
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(os.environ.get("CENTURY_RING_BENCH_DIR", "/var/tmp")),
+        help="where the test files live (default /var/tmp, or $CENTURY_RING_BENCH_DIR)",
+    )
+    args = parser.parse_args(argv)
+    workloads = WORKLOADS
+    if args.only:
+        wanted = [w.strip() for w in args.only.split(",") if w.strip()]
+        unknown = [w for w in wanted if w not in WORKLOADS]
+        if unknown:
+            parser.error(f"unknown workload(s) {', '.join(unknown)}; choose from {WORKLOADS}")
+        workloads = tuple(w for w in WORKLOADS if w in wanted)
+    rounds = args.rounds if args.rounds is not None else (1 if args.quick else 5)
+    seconds = args.seconds if args.seconds is not None else (0.4 if args.quick else 2.0)
+    echo_seconds = args.echo_seconds
+    if echo_seconds is None:
+        echo_seconds = 2.0 if args.quick else 5.0
+    if rounds < 1 or seconds <= 0 or echo_seconds <= 0:
+        parser.error("--rounds, --seconds and --echo-seconds must be positive")
+    return Settings(
+        workloads=workloads,
+        rounds=rounds,
+        seconds=seconds,
+        echo_seconds=echo_seconds,
+        out=args.out,
+        data_dir=args.data_dir,
+        quick=args.quick,
+    )
+
+
+# --- preparation --------------------------------------------------------------------------------
+
+
+def build_native(settings: Settings) -> None:
+    """Build the native reference with cargo, or note why it is skipped."""
+    cargo = shutil.which("cargo")
+    if cargo is None:
+        settings.skipped["native"] = "cargo not found: the native reference was not built"
+        return
+    manifest = NATIVE_DIR / "Cargo.toml"
+    log(f"building the native reference: cargo build --release --manifest-path {manifest}")
+    proc = subprocess.run(
+        [cargo, "build", "--release", "--quiet", "--manifest-path", str(manifest)],
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0 or not NATIVE_BIN.exists():
+        tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
+        settings.skipped["native"] = f"cargo build failed: {tail}"
+        return
+    settings.native = True
+
+
+def find_liburing(settings: Settings) -> None:
+    if importlib.util.find_spec("liburing") is None:
+        settings.skipped["liburing"] = (
+            "the liburing package is not importable; to include it, install it where the "
+            "registry has a wheel: python -m pip install --only-binary :all: liburing"
+        )
+    else:
+        settings.liburing = True
+
+
+def ensure_file(path: Path, size: int) -> None:
+    """Create ``path`` with ``size`` bytes of random data once, flushed to disk."""
+    if path.exists() and path.stat().st_size == size:
+        return
+    log(f"creating {path} ({size >> 20} MiB of random data, fsync)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    chunk = 1 << 20
+    with open(tmp, "wb") as f:
+        for _ in range(size // chunk):
+            f.write(os.urandom(chunk))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def warm(path: Path) -> None:
+    """Read the whole file so that it sits in the page cache."""
+    with open(path, "rb", buffering=0) as f:
+        while f.read(1 << 20):
+            pass
+
+
+def evict(path: Path) -> None:
+    """Drop the file's pages from the page cache (O_DIRECT bypasses it anyway)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def direct_supported(path: Path) -> str | None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
+    except OSError as err:
+        return f"O_DIRECT is refused on {path.parent}: {err}"
+    os.close(fd)
+    return None
+
+
+# --- running one measurement --------------------------------------------------------------------
+
+
+class MeasurementError(Exception):
+    pass
+
+
+def run_json(cmd: list[str], timeout: float, cwd: Path = BENCHES) -> dict[str, Any]:
+    """Run ``cmd`` and return the JSON object on the last line of its output."""
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd)
+    except subprocess.TimeoutExpired as err:
+        raise MeasurementError(f"timed out after {timeout:.0f} s: {' '.join(cmd)}") from err
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        tail = " | ".join(proc.stderr.strip().splitlines()[-3:])
+        raise MeasurementError(f"exit {proc.returncode}: {tail}")
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
+def run_echo(impl: str, seconds: float) -> dict[str, Any]:
+    """One server process (the contender) and one client process; returns both reports."""
+    server = subprocess.Popen(
+        [
+            *(PYTHON, "echo.py", "server", "--impl", impl),
+            *("--connections", str(ECHO_CONNECTIONS), "--size", str(ECHO_MESSAGE)),
+        ],
+        cwd=BENCHES,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        first = server.stdout.readline().split()
+        if len(first) != 2 or first[0] != "PORT":
+            raise MeasurementError(f"the {impl} server did not start: {first}")
+        client = run_json(
+            [
+                *(PYTHON, "echo.py", "client", "--port", first[1]),
+                *("--connections", str(ECHO_CONNECTIONS), "--size", str(ECHO_MESSAGE)),
+                *("--seconds", str(seconds)),
+            ],
+            timeout=seconds + 60,
+        )
+        out, err = server.communicate(timeout=60)
+        if server.returncode != 0:
+            tail = " | ".join(err.strip().splitlines()[-3:])
+            raise MeasurementError(f"the {impl} server failed: {tail}")
+        report = json.loads(out.strip().splitlines()[-1])
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    return {
+        "ops": client["round_trips"],
+        "seconds": client["seconds"],
+        "ops_per_sec": client["msgs_per_sec"],
+        "cpu_seconds": report["cpu_seconds"],
+        "cpu_us_per_op": report["cpu_us_per_msg"],
+        "server_messages": report["messages"],
+        "client_cpu_share": round(client["client_cpu_seconds"] / client["seconds"], 3),
+    }
+
+
+def command(workload: str, contender: str, params: dict[str, int], s: Settings) -> list[str]:
+    """The command line of one measurement (every workload but echo)."""
+    secs = ["--seconds", str(s.seconds)]
+    py = [PYTHON, "workloads.py"]
+    native = [str(NATIVE_BIN)]
+    if workload == "nop":
+        batch = ["--batch", str(params["batch"])]
+        if contender == "native":
+            return [*native, "nop", *batch, *secs]
+        return [*py, contender, "nop", *batch, *secs]
+    if workload == "overhead":
+        return [*py, "century_ring", "overhead", "--file", str(s.cached_file), *secs]
+    direct = workload == "read-direct"
+    path = str(s.direct_file if direct else s.cached_file)
+    common = ["--file", path, "--size", str(READ_SIZE), *secs] + (["--direct"] if direct else [])
+    qd = ["--qd", str(params.get("qd", 1))]
+    mode = ["--mode", "refill" if direct else "batch"]
+    if contender == "century_ring":
+        return [*py, "century_ring", "read", *qd, *mode, *common]
+    if contender == "liburing":
+        return [*py, "liburing", "read", *qd, *common]
+    if contender == "native":
+        return [*native, "read", *qd, *mode, *common]
+    if contender == "native pread":
+        return [*native, "pread", *common]
+    if contender == "os.pread":
+        return [*py, "os", "pread", *common]
+    if contender == "thread pool":
+        return [*py, "pool", "read", *qd, *common]
+    raise ValueError(f"no command for {contender} in {workload}")
+
+
+def available(contender: str, s: Settings) -> bool:
+    if contender.startswith("native"):
+        return s.native
+    if contender == "liburing":
+        return s.liburing
+    return True
+
+
+def cases(workload: str, round_index: int, s: Settings) -> list[tuple[str, dict[str, int]]]:
+    """This round's (contender, params) list, in the order they run.
+
+    Within every parameter group each contender runs once; the contenders' order rotates by
+    one place from round to round, so none always runs first or right after another.
+    """
+    contenders = [c for c in CONTENDERS[workload] if available(c, s)]
+    if not contenders:
+        return []
+    shift = round_index % len(contenders)
+    rotated = contenders[shift:] + contenders[:shift]
+    if workload == "nop":
+        groups: list[dict[str, int]] = [{"batch": b} for b in BATCHES]
+    elif workload in ("read-cached", "read-direct"):
+        groups = [{"qd": q} for q in QDS]
+    else:
+        groups = [{}]
+    if round_index % 2:
+        groups = groups[::-1]
+    order = []
+    for params in groups:
+        for contender in rotated:
+            if contender in SERIAL:
+                if params.get("qd") == 32:
+                    order.append((contender, {"qd": 1}))
+            else:
+                order.append((contender, params))
+    return order
+
+
+# --- the suite ----------------------------------------------------------------------------------
+
+
+def describe(value: float) -> str:
+    if value >= 1e6:
+        return f"{value / 1e6:.2f} M"
+    if value >= 1e3:
+        return f"{value / 1e3:.1f} k"
+    return f"{value:.0f}"
+
+
+def measure_round(s: Settings, round_index: int, measurements: list[dict[str, Any]]) -> None:
+    for workload in s.workloads:
+        if workload in s.skipped:
+            continue
+        if workload == "read-cached":
+            warm(s.cached_file)
+        elif workload == "read-direct":
+            evict(s.direct_file)
+        for contender, params in cases(workload, round_index, s):
+            record: dict[str, Any] = {
+                "workload": workload,
+                "contender": contender,
+                "params": params,
+                "round": round_index,
+            }
+            label = " ".join(f"{k}={v}" for k, v in params.items())
+            started = time.perf_counter()
+            try:
+                if workload == "echo":
+                    record.update(run_echo(contender, s.echo_seconds))
+                else:
+                    timeout = s.seconds * 4 + 60
+                    result = run_json(command(workload, contender, params, s), timeout)
+                    # The process names itself in its own terms (e.g. "os", "read"); keep ours.
+                    record.update({k: v for k, v in result.items() if k not in record})
+                record["ok"] = True
+            except MeasurementError as err:
+                record["ok"] = False
+                record["error"] = str(err)
+            record["wall_seconds"] = round(time.perf_counter() - started, 3)
+            measurements.append(record)
+            prefix = f"[round {round_index + 1}/{s.rounds}] {workload} {label} {contender}:"
+            if not record["ok"]:
+                log(f"{prefix} FAILED ({record['error']})")
+            elif workload == "overhead":
+                values = {k: v for k, v in record.items() if k.endswith("_ns")}
+                values.update({k: v for k, v in record.items() if k.endswith("_per_cqe")})
+                log(f"{prefix} " + ", ".join(f"{k}={v}" for k, v in values.items()))
+            else:
+                log(
+                    f"{prefix} {describe(record['ops_per_sec'])} ops/s, "
+                    f"{record['cpu_us_per_op']:.2f} us CPU/op"
+                )
+
+
+def key(workload: str, contender: str, params: dict[str, int]) -> tuple[Any, ...]:
+    return (workload, contender, tuple(sorted(params.items())))
+
+
+def index(measurements: Iterable[dict[str, Any]]) -> dict[tuple[Any, ...], dict[int, dict]]:
+    """(workload, contender, params) -> round -> successful measurement."""
+    table: dict[tuple[Any, ...], dict[int, dict]] = {}
+    for m in measurements:
+        if m.get("ok"):
+            table.setdefault(key(m["workload"], m["contender"], m["params"]), {})[m["round"]] = m
+    return table
+
+
+OVERHEAD_METRICS = (
+    "prep_read_ns",
+    "prep_nop_ns",
+    "reap_ns_per_cqe",
+    "reap_touch_ns_per_cqe",
+    "submit_empty_ns",
+    "submit_32_nops_ns",
+)
+
+
+def summarise(measurements: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    medians = []
+    for (workload, contender, params), by_round in sorted(index(measurements).items()):
+        runs = list(by_round.values())
+        entry: dict[str, Any] = {
+            "workload": workload,
+            "contender": contender,
+            "params": dict(params),
+            "rounds": len(runs),
+        }
+        metrics = OVERHEAD_METRICS if workload == "overhead" else ("ops_per_sec", "cpu_us_per_op")
+        for metric in metrics:
+            values = [r[metric] for r in runs if metric in r]
+            if values:
+                entry[metric] = statistics.median(values)
+                entry[f"{metric}_min"] = min(values)
+                entry[f"{metric}_max"] = max(values)
+        if workload == "echo":
+            entry["client_cpu_share"] = statistics.median(r["client_cpu_share"] for r in runs)
+        medians.append(entry)
+    return medians
+
+
+def pair_ratio(
+    table: dict[tuple[Any, ...], dict[int, dict]],
+    workload: str,
+    numerator: tuple[str, dict[str, int]],
+    denominator: tuple[str, dict[str, int]],
+    metric: str,
+) -> dict[str, Any] | None:
+    """Ratios of two contenders' ``metric`` round by round, and their median."""
+    num = table.get(key(workload, *numerator), {})
+    den = table.get(key(workload, *denominator), {})
+    per_round = {
+        r: num[r][metric] / den[r][metric] for r in sorted(num) if r in den and den[r][metric] > 0
+    }
+    if not per_round:
+        return None
+    return {
+        "workload": workload,
+        "numerator": {"contender": numerator[0], "params": numerator[1]},
+        "denominator": {"contender": denominator[0], "params": denominator[1]},
+        "metric": metric,
+        "per_round": {str(r): round(v, 4) for r, v in per_round.items()},
+        "median": round(statistics.median(per_round.values()), 4),
+        "min": round(min(per_round.values()), 4),
+        "max": round(max(per_round.values()), 4),
+    }
+
+
+def all_ratios(table: dict[tuple[Any, ...], dict[int, dict]]) -> list[dict[str, Any]]:
+    """century_ring against every other contender, for every parameter; plus a few references."""
+    pairs: list[tuple[str, tuple[str, dict], tuple[str, dict], str]] = []
+    for batch in BATCHES:
+        p = {"batch": batch}
+        for other in ("native", "liburing"):
+            pairs.append(("nop", ("century_ring", p), (other, p), "ops_per_sec"))
+    for workload in ("read-cached", "read-direct"):
+        for qd in QDS:
+            p = {"qd": qd}
+            for other in CONTENDERS[workload][1:]:
+                o = (other, {"qd": 1} if other in SERIAL else p)
+                pairs.append((workload, ("century_ring", p), o, "ops_per_sec"))
+                pairs.append((workload, ("century_ring", p), o, "cpu_us_per_op"))
+        # How far the interpreter-free ring gets ahead of an interpreter-free pread loop.
+        for qd in QDS:
+            pairs.append(
+                (workload, ("native", {"qd": qd}), ("native pread", {"qd": 1}), "ops_per_sec")
+            )
+    for other in ("selectors", "asyncio"):
+        pairs.append(("echo", ("century_ring", {}), (other, {}), "ops_per_sec"))
+        pairs.append(("echo", ("century_ring", {}), (other, {}), "cpu_us_per_op"))
+    found = (pair_ratio(table, *pair) for pair in pairs)
+    return [r for r in found if r is not None]
+
+
+def check_targets(
+    table: dict[tuple[Any, ...], dict[int, dict]], workloads: Iterable[str]
+) -> list[dict[str, Any]]:
+    results = []
+    for t in TARGETS:
+        if t.workload not in workloads:
+            continue
+        ratio = pair_ratio(table, t.workload, t.numerator, t.denominator, t.metric)
+        entry: dict[str, Any] = {
+            "label": t.label,
+            "metric": t.metric,
+            "target": f"{t.op} {t.bound:.3g}",
+            "ratio": None if ratio is None else ratio["median"],
+            "min": None if ratio is None else ratio["min"],
+            "max": None if ratio is None else ratio["max"],
+            "met": None if ratio is None else t.met(ratio["median"]),
+        }
+        results.append(entry)
+    return results
+
+
+def machine_info() -> dict[str, Any]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        from importlib.metadata import version
+
+        cr_version = version("century-ring")
+    except Exception:
+        cr_version = "unknown"
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except OSError:
+        commit = ""
+    liburing_version = None
+    if importlib.util.find_spec("liburing") is not None:
+        try:
+            from importlib.metadata import version
+
+            liburing_version = version("liburing")
+        except Exception:
+            liburing_version = "unknown"
+    return {
+        "kernel": platform.release(),
+        "cpu_model": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "python_implementation": platform.python_implementation(),
+        "century_ring": cr_version,
+        "git_commit": commit or None,
+        "liburing": liburing_version,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+# --- the report ---------------------------------------------------------------------------------
+
+
+def cell(entry: dict[str, Any] | None, cpu: bool) -> str:
+    if entry is None or "ops_per_sec" not in entry:
+        return "n/a"
+    text = describe(entry["ops_per_sec"])
+    if cpu:
+        text += f" ({entry['cpu_us_per_op']:.2f} µs)"
+    return text
+
+
+def markdown(report: dict[str, Any]) -> str:
+    medians = {key(m["workload"], m["contender"], m["params"]): m for m in report["medians"]}
+    settings = report["settings"]
+    machine = report["machine"]
+    out = [
+        "# Century Ring benchmarks",
+        "",
+        f"{machine['date']} · Linux {machine['kernel']} · {machine['cpu_model']}, "
+        f"{machine['cores']} cores · Python {machine['python']} · century_ring "
+        f"{machine['century_ring']} (git {machine['git_commit']})",
+        "",
+        f"{settings['rounds']} round(s), {settings['seconds']} s per measurement "
+        f"({settings['echo_seconds']} s for echo); medians over rounds. Ratios are taken "
+        "pair by pair within a round, then the median of those ratios.",
+    ]
+    workloads = settings["workloads"]
+    if "nop" in workloads:
+        cols = [c for c in CONTENDERS["nop"] if c not in report["skipped"]]
+        out += ["", "## nop: ops/s (CPU µs per op)", ""]
+        out += ["| batch | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+        for b in BATCHES:
+            row = [cell(medians.get(key("nop", c, {"batch": b})), True) for c in cols]
+            out.append(f"| {b} | " + " | ".join(row) + " |")
+    for workload, unit in (("read-cached", "ops/s"), ("read-direct", "IOPS")):
+        if workload not in workloads or workload in report["skipped"]:
+            continue
+        cols = [c for c in CONTENDERS[workload] if c not in report["skipped"]]
+        out += ["", f"## {workload}: 4 KiB random reads, {unit} (CPU µs per I/O)", ""]
+        out += ["| QD | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+        for q in QDS:
+            row = []
+            for c in cols:
+                if c in SERIAL:
+                    row.append(
+                        cell(medians.get(key(workload, c, {"qd": 1})), True) if q == 1 else "″"
+                    )
+                else:
+                    row.append(cell(medians.get(key(workload, c, {"qd": q})), True))
+            out.append(f"| {q} | " + " | ".join(row) + " |")
+        serial = [c for c in cols if c in SERIAL]
+        if serial:
+            out += [
+                "",
+                f"{', '.join(serial)}: one read at a time whatever the queue depth (″ = same)."
+                + (
+                    " For O_DIRECT the os.pread contender is os.preadv into one 4096-aligned "
+                    "buffer: os.pread's own bytes object is not aligned and the kernel refuses it."
+                    if workload == "read-direct"
+                    else ""
+                ),
+            ]
+    if "echo" in workloads:
+        cols = list(CONTENDERS["echo"])
+        out += [
+            "",
+            f"## echo: {ECHO_CONNECTIONS} connections, {ECHO_MESSAGE}-byte messages, round trips/s",
+            "",
+            "| server | messages/s | server CPU µs per message | client CPU share |",
+            "|---|---|---|---|",
+        ]
+        for c in cols:
+            m = medians.get(key("echo", c, {}))
+            if m:
+                out.append(
+                    f"| {c} | {describe(m['ops_per_sec'])} | {m['cpu_us_per_op']:.2f} | "
+                    f"{m['client_cpu_share']:.0%} |"
+                )
+        out += [
+            "",
+            "The client driver is one Python process; a client CPU share near 100% means the "
+            "client, not the server, set the pace.",
+        ]
+    if "overhead" in workloads:
+        m = medians.get(key("overhead", "century_ring", {}))
+        if m:
+            out += ["", "## overhead: century_ring alone, ns", "", "| what | ns |", "|---|---|"]
+            for metric in OVERHEAD_METRICS:
+                if metric in m:
+                    out.append(f"| {metric} | {m[metric]:.1f} |")
+    out += [
+        "",
+        "## Issue 3 targets",
+        "",
+        "| target | ratio (median) | range over rounds | bound | met |",
+        "|---|---|---|---|---|",
+    ]
+    for t in report["targets"]:
+        if t["ratio"] is None:
+            out.append(f"| {t['label']} | n/a | n/a | {t['target']} | not measured |")
+        else:
+            out.append(
+                f"| {t['label']} | {t['ratio']:.2f}x | {t['min']:.2f}-{t['max']:.2f} | "
+                f"{t['target']} | {'yes' if t['met'] else 'NO'} |"
+            )
+    if report["skipped"]:
+        out += ["", "## Skipped", ""]
+        out += [f"- {name}: {why}" for name, why in report["skipped"].items()]
+    failed = [m for m in report["measurements"] if not m.get("ok")]
+    if failed:
+        out += ["", "## Failed measurements", ""]
+        out += [
+            f"- round {m['round'] + 1} {m['workload']} {m['params']} {m['contender']}: {m['error']}"
+            for m in failed
+        ]
+    return "\n".join(out) + "\n"
+
+
+def plot(report: dict[str, Any], path: Path) -> str | None:
+    """Draw latest.png; returns why not when matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from matplotlib.ticker import FuncFormatter
+    except ImportError:
+        return "matplotlib is not installed: no PNG (python -m pip install matplotlib)"
+    medians = {key(m["workload"], m["contender"], m["params"]): m for m in report["medians"]}
+    colours = {
+        "century_ring": "tab:red",
+        "native": "tab:blue",
+        "liburing": "tab:green",
+        "os.pread": "tab:gray",
+        "native pread": "tab:cyan",
+        "thread pool": "tab:orange",
+        "selectors": "tab:gray",
+        "asyncio": "tab:purple",
+    }
+    fig, axes = plt.subplots(2, 3, figsize=(17, 9.5))
+    si = FuncFormatter(lambda value, _pos: describe(value) if value else "0")
+    fig.suptitle(
+        f"Century Ring benchmarks · {report['machine']['date'][:10]} · Linux "
+        f"{report['machine']['kernel']} · {report['machine']['cores']} cores · medians of "
+        f"{report['settings']['rounds']} round(s), bars span min-max",
+        fontsize=11,
+    )
+
+    def qd_panel(ax: Any, workload: str, metric: str, title: str, ylabel: str) -> None:
+        ax.set_title(title, fontsize=10)
+        drawn = False
+        for c in CONTENDERS[workload]:
+            if c in SERIAL:
+                m = medians.get(key(workload, c, {"qd": 1}))
+                if m:
+                    ax.axhline(
+                        m[metric], color=colours[c], linestyle="--", label=f"{c} (one at a time)"
+                    )
+                    drawn = True
+                continue
+            points = [(q, medians.get(key(workload, c, {"qd": q}))) for q in QDS]
+            points = [(q, m) for q, m in points if m]
+            if not points:
+                continue
+            xs = [q for q, _ in points]
+            ys = [m[metric] for _, m in points]
+            low = [m[metric] - m[f"{metric}_min"] for _, m in points]
+            high = [m[f"{metric}_max"] - m[metric] for _, m in points]
+            ax.errorbar(xs, ys, yerr=[low, high], marker="o", color=colours[c], label=c, capsize=3)
+            drawn = True
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(QDS, [str(q) for q in QDS])
+        ax.set_xlabel("queue depth")
+        ax.set_ylabel(ylabel)
+        ax.set_ylim(bottom=0)
+        if metric == "ops_per_sec":
+            ax.yaxis.set_major_formatter(si)
+        ax.grid(alpha=0.3)
+        if drawn:
+            ax.legend(fontsize=8)
+        else:
+            ax.text(0.5, 0.5, "not run", ha="center", transform=ax.transAxes)
+
+    qd_panel(
+        axes[0][0], "read-cached", "ops_per_sec", "read-cached: 4 KiB page-cache reads", "ops/s"
+    )
+    qd_panel(axes[0][1], "read-direct", "ops_per_sec", "read-direct: 4 KiB O_DIRECT reads", "IOPS")
+    qd_panel(
+        axes[0][2],
+        "read-direct",
+        "cpu_us_per_op",
+        "read-direct: CPU time per I/O (lower is better)",
+        "CPU µs per I/O",
+    )
+
+    def bars(ax: Any, title: str, groups: list[tuple[str, list[tuple[str, Any]]]]) -> None:
+        ax.set_title(title, fontsize=10)
+        names = [c for _, items in groups for c, _ in items]
+        contenders = list(dict.fromkeys(names))
+        width = 0.8 / max(len(contenders), 1)
+        for gi, (_group, items) in enumerate(groups):
+            for c, m in items:
+                ci = contenders.index(c)
+                x = gi + (ci - (len(contenders) - 1) / 2) * width
+                value = m["ops_per_sec"]
+                ax.bar(
+                    x,
+                    value,
+                    width,
+                    color=colours.get(c, "tab:brown"),
+                    label=c if gi == 0 else None,
+                    yerr=[[value - m["ops_per_sec_min"]], [m["ops_per_sec_max"] - value]],
+                    capsize=3,
+                )
+                ax.text(x, value, describe(value), ha="center", va="bottom", fontsize=7)
+        ax.set_xticks(range(len(groups)), [g for g, _ in groups])
+        ax.yaxis.set_major_formatter(si)
+        ax.grid(axis="y", alpha=0.3)
+        if contenders:
+            ax.legend(fontsize=8)
+        else:
+            ax.text(0.5, 0.5, "not run", ha="center", transform=ax.transAxes)
+
+    nop_groups = []
+    for b in BATCHES:
+        items = [(c, medians.get(key("nop", c, {"batch": b}))) for c in CONTENDERS["nop"]]
+        nop_groups.append((f"batch {b}", [(c, m) for c, m in items if m]))
+    bars(axes[1][0], "nop: no-ops per second", [g for g in nop_groups if g[1]])
+    axes[1][0].set_ylabel("ops/s")
+    echo_items = [(c, medians.get(key("echo", c, {}))) for c in CONTENDERS["echo"]]
+    echo_items = [(c, m) for c, m in echo_items if m]
+    bars(
+        axes[1][1],
+        f"echo: {ECHO_CONNECTIONS} loopback connections, {ECHO_MESSAGE}-byte messages",
+        [("messages/s", echo_items)] if echo_items else [],
+    )
+    axes[1][1].set_ylabel("round trips/s")
+
+    ax = axes[1][2]
+    ax.set_title("overhead: century_ring alone (ns)", fontsize=10)
+    m = medians.get(key("overhead", "century_ring", {}))
+    if m:
+        metrics = [k for k in OVERHEAD_METRICS if k in m]
+        values = [m[k] for k in metrics]
+        ax.barh(metrics, values, color="tab:red")
+        for i, v in enumerate(values):
+            ax.text(v, i, f" {v:.0f}", va="center", fontsize=8)
+        ax.set_xscale("log")
+        ax.set_xlim(right=max(values) * 4)
+        ax.invert_yaxis()
+        ax.set_xlabel("ns (log scale)")
+    else:
+        ax.text(0.5, 0.5, "not run", ha="center", transform=ax.transAxes)
+    fig.tight_layout(rect=(0, 0, 1, 0.96))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return None
+
+
+# --- main ---------------------------------------------------------------------------------------
+
+
+def estimate_seconds(s: Settings) -> float:
+    per_round = 0.0
+    for workload in s.workloads:
+        for _case in cases(workload, 0, s):
+            per_round += s.echo_seconds + 1.5 if workload == "echo" else s.seconds + 0.3
+    return per_round * s.rounds
+
+
+def main(argv: list[str] | None = None) -> int:
+    s = parse_args(argv)
+    started = time.perf_counter()
+    uses_native = any(c.startswith("native") for w in s.workloads for c in CONTENDERS[w])
+    if uses_native:
+        build_native(s)
+    if any("liburing" in CONTENDERS[w] for w in s.workloads):
+        find_liburing(s)
+    needs_cached = {"read-cached", "overhead"} & set(s.workloads)
+    if needs_cached:
+        ensure_file(s.cached_file, CACHED_SIZE)
+        warm(s.cached_file)
+    if "read-direct" in s.workloads:
+        ensure_file(s.direct_file, DIRECT_SIZE)
+        why = direct_supported(s.direct_file)
+        if why:
+            s.skipped["read-direct"] = why
+    for name, why in s.skipped.items():
+        log(f"skipping {name}: {why}")
+    log(
+        f"running {', '.join(s.workloads)}: {s.rounds} round(s), {s.seconds} s per measurement, "
+        f"about {estimate_seconds(s) / 60:.1f} min"
+    )
+
+    measurements: list[dict[str, Any]] = []
+    for round_index in range(s.rounds):
+        measure_round(s, round_index, measurements)
+
+    table = index(measurements)
+    report: dict[str, Any] = {
+        "suite": "century-ring benchmarks",
+        "schema": 1,
+        "machine": machine_info(),
+        "settings": {
+            "workloads": list(s.workloads),
+            "rounds": s.rounds,
+            "seconds": s.seconds,
+            "echo_seconds": s.echo_seconds,
+            "quick": s.quick,
+            "batches": list(BATCHES),
+            "queue_depths": list(QDS),
+            "read_size": READ_SIZE,
+            "cached_file": str(s.cached_file),
+            "direct_file": str(s.direct_file),
+            "echo_connections": ECHO_CONNECTIONS,
+            "echo_message_bytes": ECHO_MESSAGE,
+        },
+        "skipped": s.skipped,
+        "measurements": measurements,
+        "medians": summarise(measurements),
+        "ratios": all_ratios(table),
+        "targets": check_targets(table, s.workloads),
+    }
+    overhead = [m for m in report["medians"] if m["workload"] == "overhead"]
+    report["overhead"] = {
+        k: overhead[0][k] for k in OVERHEAD_METRICS if overhead and k in overhead[0]
+    }
+    report["elapsed_seconds"] = round(time.perf_counter() - started, 1)
+
+    s.out.mkdir(parents=True, exist_ok=True)
+    (s.out / "latest.json").write_text(json.dumps(report, indent=1) + "\n")
+    text = markdown(report)
+    (s.out / "latest.md").write_text(text)
+    why_not = plot(report, s.out / "latest.png")
+    print(text)
+    if why_not:
+        log(why_not)
+    log(f"wrote {s.out / 'latest.json'}, latest.md" + ("" if why_not else ", latest.png"))
+    failed = sum(1 for m in measurements if not m.get("ok"))
+    if failed:
+        log(f"{failed} measurement(s) failed; see latest.md")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

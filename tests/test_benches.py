@@ -1,0 +1,65 @@
+"""Smoke test of the benchmark suite: it runs, and its JSON report has the expected shape.
+
+No speed is asserted here; the suite reports the targets, tests never check them.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+RUN = Path(__file__).resolve().parent.parent / "benches" / "run.py"
+
+
+def test_quick_run_writes_a_complete_report(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [
+            *(sys.executable, str(RUN), "--quick", "--only", "nop,overhead"),
+            *("--rounds", "1", "--seconds", "0.2", "--out", str(tmp_path)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((tmp_path / "latest.json").read_text())
+    assert (tmp_path / "latest.md").read_text().startswith("# Century Ring benchmarks")
+
+    for field in ("kernel", "cpu_model", "cores", "python", "century_ring", "date"):
+        assert report["machine"][field], field
+    assert report["settings"]["workloads"] == ["nop", "overhead"]
+    assert report["settings"]["rounds"] == 1
+
+    measured = [m for m in report["measurements"] if m["workload"] == "nop"]
+    assert {m["contender"] for m in measured} >= {"century_ring"}
+    for m in measured:
+        assert m["ok"], m
+        assert m["ops"] > 0 and m["ops_per_sec"] > 0 and m["cpu_us_per_op"] > 0
+
+    medians = {(m["contender"], m["params"].get("batch")) for m in report["medians"]}
+    assert ("century_ring", 32) in medians and ("century_ring", 256) in medians
+    for m in report["medians"]:
+        if m["workload"] == "nop":
+            assert m["ops_per_sec"] > 0
+
+    # Every contender the run could measure is compared with century_ring pair by pair.
+    contenders = {m["contender"] for m in measured}
+    if "native" in contenders:
+        nop_target = next(t for t in report["targets"] if t["label"].startswith("nop batch 32"))
+        assert nop_target["ratio"] > 0 and isinstance(nop_target["met"], bool)
+    else:
+        assert "native" in report["skipped"]
+    for r in report["ratios"]:
+        assert r["median"] > 0 and r["per_round"]
+
+    overhead = report["overhead"]
+    for metric in (
+        "prep_read_ns",
+        "prep_nop_ns",
+        "reap_ns_per_cqe",
+        "submit_empty_ns",
+        "submit_32_nops_ns",
+    ):
+        assert overhead[metric] > 0, metric
