@@ -629,6 +629,19 @@ def machine_info() -> dict[str, Any]:
         ).stdout.strip()
     except OSError:
         commit = ""
+    extension = None
+    try:
+        spec = importlib.util.find_spec("century_ring._century_ring")
+        if spec and spec.origin:
+            built = os.stat(spec.origin).st_mtime
+            extension = {
+                "path": spec.origin,
+                "built": datetime.datetime.fromtimestamp(built, datetime.timezone.utc).isoformat(
+                    timespec="seconds"
+                ),
+            }
+    except (ImportError, OSError):
+        pass
     liburing_version = None
     if importlib.util.find_spec("liburing") is not None:
         try:
@@ -645,6 +658,9 @@ def machine_info() -> dict[str, Any]:
         "python_implementation": platform.python_implementation(),
         "century_ring": cr_version,
         "git_commit": commit or None,
+        # The extension that ran may be newer than the commit (an editable install rebuilt
+        # from a work tree): when it was built tells which.
+        "century_ring_extension": extension,
         "liburing": liburing_version,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
@@ -671,7 +687,12 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         f"{machine['date']} · Linux {machine['kernel']} · {machine['cpu_model']}, "
         f"{machine['cores']} cores · Python {machine['python']} · century_ring "
-        f"{machine['century_ring']} (git {machine['git_commit']})",
+        f"{machine['century_ring']} (git {machine['git_commit']}"
+        + (
+            f", extension built {machine['century_ring_extension']['built']})"
+            if machine.get("century_ring_extension")
+            else ")"
+        ),
         "",
         f"{settings['rounds']} round(s), {settings['seconds']} s per measurement "
         f"({settings['echo_seconds']} s for echo); medians over rounds. Ratios are taken "
@@ -753,7 +774,7 @@ def markdown(report: dict[str, Any]) -> str:
             out.append(f"| {t['label']} | n/a | n/a | {t['target']} | not measured |")
         else:
             out.append(
-                f"| {t['label']} | {t['ratio']:.2f}x | {t['min']:.2f}-{t['max']:.2f} | "
+                f"| {t['label']} | {t['ratio']:.3f}x | {t['min']:.3f}-{t['max']:.3f} | "
                 f"{t['target']} | {'yes' if t['met'] else 'NO'} |"
             )
     if report["skipped"]:
@@ -865,7 +886,8 @@ def plot(report: dict[str, Any], path: Path) -> str | None:
                     yerr=[[value - m["ops_per_sec_min"]], [m["ops_per_sec_max"] - value]],
                     capsize=3,
                 )
-                ax.text(x, value, describe(value), ha="center", va="bottom", fontsize=7)
+                top = m["ops_per_sec_max"]
+                ax.text(x, top, describe(value), ha="center", va="bottom", fontsize=7)
         ax.set_xticks(range(len(groups)), [g for g, _ in groups])
         ax.yaxis.set_major_formatter(si)
         ax.grid(axis="y", alpha=0.3)
