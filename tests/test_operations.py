@@ -242,6 +242,7 @@ def test_skip_success_refused_on_owning_ops(
 
 def test_skip_success_nop_posts_nothing(ring: IoUring) -> None:
     """A successful nop with skip_success posts no completion; a plain one after it does."""
+    needs(ring, "prep_nop")
     ring.prep_nop(sqe_flags=SKIP)
     plain = ring.prep_nop()
     got = collect(ring, [plain])
@@ -251,6 +252,7 @@ def test_skip_success_nop_posts_nothing(ring: IoUring) -> None:
 
 def test_skip_success_fsync_posts_nothing(ring: IoUring, file_fd: int) -> None:
     """fsync owns nothing: skip_success is accepted and a successful fsync stays silent."""
+    needs(ring, "prep_fsync")
     os.write(file_fd, b"data")
     ring.prep_fsync(file_fd, sqe_flags=SKIP)
     assert nothing_arrives(ring) == []
@@ -262,6 +264,7 @@ def test_skip_success_fsync_failure_still_completes(ring: IoUring) -> None:
     (Not on a pipe: the kernel does not flag fsync's own -EINVAL as a failure, so with
     skip_success it posts nothing and does not break a link. That is io_uring, not the ring.)
     """
+    needs(ring, "prep_fsync")
     ud = ring.prep_fsync(closed_fd(), sqe_flags=SKIP)
     assert complete(ring, ud).result == -errno.EBADF
 
@@ -280,6 +283,8 @@ def test_skip_success_cancel_posts_only_the_cancelled(ring: IoUring, pipe: tuple
 
 def test_skip_success_poll_remove_posts_only_the_poll(ring: IoUring, pipe: tuple[int, int]) -> None:
     """poll_remove owns nothing: with skip_success only the removed poll completes."""
+    needs(ring, "prep_poll_add")
+    needs(ring, "prep_poll_remove")
     poll = ring.prep_poll_add(pipe[0], select.POLLIN)
     ring.submit()
     ring.prep_poll_remove(poll, sqe_flags=SKIP)
@@ -291,6 +296,8 @@ def test_skip_success_poll_remove_posts_only_the_poll(ring: IoUring, pipe: tuple
 
 def test_skip_success_timeout_remove_posts_only_the_timeout(ring: IoUring) -> None:
     """timeout_remove owns nothing: with skip_success only the removed timeout completes."""
+    needs(ring, "prep_timeout")
+    needs(ring, "prep_timeout_remove")
     timeout = ring.prep_timeout(30)
     ring.submit()
     ring.prep_timeout_remove(timeout, sqe_flags=SKIP)
@@ -306,6 +313,7 @@ def test_skip_success_timeout_remove_posts_only_the_timeout(ring: IoUring) -> No
 
 def test_linked_write_fsync_close_in_order(ring: IoUring, tmp_dir: Path) -> None:
     """write -> fsync -> close with io_link all succeed, complete in order, and take effect."""
+    needs(ring, "prep_fsync")
     path = tmp_dir / "linked"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
     data = os.urandom(10_000)
@@ -330,6 +338,7 @@ def test_linked_write_fsync_close_in_order(ring: IoUring, tmp_dir: Path) -> None
 
 def test_linked_failing_head_cancels_the_rest(ring: IoUring, tmp_dir: Path) -> None:
     """A write that fails (read-only fd) cancels the linked fsync and close."""
+    needs(ring, "prep_fsync")
     path = tmp_dir / "ro"
     path.write_bytes(b"original")
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -352,6 +361,7 @@ def test_linked_failing_head_cancels_the_rest(ring: IoUring, tmp_dir: Path) -> N
 
 
 def test_nop_completes_with_zero(ring: IoUring) -> None:
+    needs(ring, "prep_nop")
     uds = [ring.prep_nop() for _ in range(5)]
     assert len(set(uds)) == 5
     assert ring.pending_sq_entries == 5
@@ -365,6 +375,7 @@ def test_nop_completes_with_zero(ring: IoUring) -> None:
 
 def test_nop_linked_after_failure_is_cancelled(ring: IoUring) -> None:
     """The nop's error path: linked after an operation that fails, it gets -ECANCELED."""
+    needs(ring, "prep_nop")
     bad = ring.prep_close(closed_fd(), sqe_flags=LINK)
     nop = ring.prep_nop()
     got = collect(ring, [bad, nop])
@@ -373,6 +384,7 @@ def test_nop_linked_after_failure_is_cancelled(ring: IoUring) -> None:
 
 
 def test_nop_refuses_bad_sqe_flags(ring: IoUring) -> None:
+    needs(ring, "prep_nop")
     refused(ring, BAD_NUMBER, "sqe_flags", lambda: ring.prep_nop(sqe_flags=1 << 20))
     refused(ring, TypeError, "sqe_flags", lambda: ring.prep_nop(sqe_flags="link"))  # type: ignore[arg-type]
 
@@ -383,6 +395,7 @@ def test_nop_refuses_bad_sqe_flags(ring: IoUring) -> None:
 
 def test_cancel_by_user_data(ring: IoUring, pipe: tuple[int, int]) -> None:
     """The cancelled read completes with -ECANCELED and consumes nothing from the pipe."""
+    needs(ring, "prep_cancel")
     r, w = pipe
     read = ring.prep_read(r, 16)
     ring.submit()
@@ -418,6 +431,8 @@ def test_cancel_by_fd_all(ring: IoUring, pipe: tuple[int, int]) -> None:
 
 def test_cancel_any_cancels_everything(ring: IoUring, pipe: tuple[int, int]) -> None:
     """Neither user_data nor fd: every operation in flight is cancelled."""
+    needs(ring, "prep_cancel")
+    needs(ring, "prep_timeout")
     r, _ = pipe
     a, b = socket.socketpair()
     try:
@@ -435,6 +450,8 @@ def test_cancel_any_cancels_everything(ring: IoUring, pipe: tuple[int, int]) -> 
 
 
 def test_cancel_unknown_user_data_is_enoent(ring: IoUring) -> None:
+    needs(ring, "prep_cancel")
+    needs(ring, "prep_nop")
     nop = ring.prep_nop()
     collect(ring, [nop])
     cancel = ring.prep_cancel(nop)
@@ -442,11 +459,13 @@ def test_cancel_unknown_user_data_is_enoent(ring: IoUring) -> None:
 
 
 def test_cancel_by_fd_nothing_matches_is_enoent(ring: IoUring, pipe: tuple[int, int]) -> None:
+    needs(ring, "prep_cancel")
     cancel = ring.prep_cancel(fd=pipe[0])
     assert errno_of(complete(ring, cancel)) == errno.ENOENT
 
 
 def test_cancel_refuses_bad_arguments(ring: IoUring, pipe: tuple[int, int]) -> None:
+    needs(ring, "prep_cancel")
     refused(ring, ValueError, "user_data", lambda: ring.prep_cancel(1, fd=pipe[0]))
     refused(ring, BAD_NUMBER, "user_data", lambda: ring.prep_cancel(-1))
     refused(ring, TypeError, "user_data", lambda: ring.prep_cancel("1"))  # type: ignore[arg-type]
@@ -459,6 +478,7 @@ def test_cancel_refuses_bad_arguments(ring: IoUring, pipe: tuple[int, int]) -> N
 
 
 def test_timeout_relative_expires(ring: IoUring) -> None:
+    needs(ring, "prep_timeout")
     start = time.monotonic()
     ud = ring.prep_timeout(0, 50_000_000)
     cqe = complete(ring, ud)
@@ -469,6 +489,7 @@ def test_timeout_relative_expires(ring: IoUring) -> None:
 
 
 def test_timeout_float_seconds(ring: IoUring) -> None:
+    needs(ring, "prep_timeout")
     start = time.monotonic()
     cqe = complete(ring, ring.prep_timeout(0.05))
     assert cqe.result == -errno.ETIME
@@ -477,6 +498,7 @@ def test_timeout_float_seconds(ring: IoUring) -> None:
 
 def test_timeout_absolute_on_monotonic_clock(ring: IoUring) -> None:
     """An absolute deadline from time.monotonic(): not early, and not read as a duration."""
+    needs(ring, "prep_timeout")
     target = time.monotonic() + 0.1
     cqe = complete(ring, ring.prep_timeout(target, absolute=True), timeout=5)
     assert cqe.result == -errno.ETIME
@@ -484,6 +506,7 @@ def test_timeout_absolute_on_monotonic_clock(ring: IoUring) -> None:
 
 
 def test_timeout_absolute_in_the_past_fires_at_once(ring: IoUring) -> None:
+    needs(ring, "prep_timeout")
     start = time.monotonic()
     cqe = complete(ring, ring.prep_timeout(time.monotonic() - 1, absolute=True), timeout=5)
     assert cqe.result == -errno.ETIME
@@ -492,6 +515,8 @@ def test_timeout_absolute_in_the_past_fires_at_once(ring: IoUring) -> None:
 
 def test_timeout_with_count_completes_after_count_completions(ring: IoUring) -> None:
     """count=2: two other completions end the timeout with result 0, long before 30 s."""
+    needs(ring, "prep_nop")
+    needs(ring, "prep_timeout")
     timeout = ring.prep_timeout(30, count=2)
     ring.submit()
     first = ring.prep_nop()
@@ -503,6 +528,7 @@ def test_timeout_with_count_completes_after_count_completions(ring: IoUring) -> 
 
 
 def test_timeout_refuses_bad_arguments(ring: IoUring) -> None:
+    needs(ring, "prep_timeout")
     refused(ring, BAD_NUMBER, "seconds", lambda: ring.prep_timeout(-1))
     refused(ring, BAD_NUMBER, "seconds", lambda: ring.prep_timeout(float("nan")))
     refused(ring, TypeError, "seconds", lambda: ring.prep_timeout("1"))  # type: ignore[arg-type]
@@ -512,6 +538,8 @@ def test_timeout_refuses_bad_arguments(ring: IoUring) -> None:
 
 
 def test_timeout_remove_cancels_the_timeout(ring: IoUring) -> None:
+    needs(ring, "prep_timeout")
+    needs(ring, "prep_timeout_remove")
     timeout = ring.prep_timeout(30)
     ring.submit()
     remove = ring.prep_timeout_remove(timeout)
@@ -522,6 +550,8 @@ def test_timeout_remove_cancels_the_timeout(ring: IoUring) -> None:
 
 
 def test_timeout_remove_unknown_is_enoent(ring: IoUring) -> None:
+    needs(ring, "prep_timeout")
+    needs(ring, "prep_timeout_remove")
     timeout = ring.prep_timeout(0, 1_000)
     collect(ring, [timeout])
     remove = ring.prep_timeout_remove(timeout)
@@ -529,6 +559,7 @@ def test_timeout_remove_unknown_is_enoent(ring: IoUring) -> None:
 
 
 def test_timeout_remove_refuses_bad_arguments(ring: IoUring) -> None:
+    needs(ring, "prep_timeout_remove")
     refused(ring, BAD_NUMBER, "user_data", lambda: ring.prep_timeout_remove(-1))
     refused(ring, TypeError, "user_data", lambda: ring.prep_timeout_remove(None))  # type: ignore[arg-type]
 
@@ -540,6 +571,7 @@ def test_timeout_remove_refuses_bad_arguments(ring: IoUring) -> None:
 def test_link_timeout_cancels_a_recv_that_gets_nothing(
     ring: IoUring, sockets: tuple[socket.socket, socket.socket]
 ) -> None:
+    needs(ring, "prep_link_timeout")
     a, b = sockets
     recv = ring.prep_recv(a, 64, sqe_flags=LINK)
     deadline = ring.prep_link_timeout(0, 50_000_000)
@@ -551,6 +583,7 @@ def test_link_timeout_cancels_a_recv_that_gets_nothing(
 
 
 def test_link_timeout_cancels_a_pipe_read(ring: IoUring, pipe: tuple[int, int]) -> None:
+    needs(ring, "prep_link_timeout")
     read = ring.prep_read(pipe[0], 64, sqe_flags=LINK)
     deadline = ring.prep_link_timeout(0.05)
     got = collect(ring, [read, deadline], timeout=5)
@@ -561,6 +594,7 @@ def test_link_timeout_cancels_a_pipe_read(ring: IoUring, pipe: tuple[int, int]) 
 def test_link_timeout_loses_when_the_op_wins(
     ring: IoUring, sockets: tuple[socket.socket, socket.socket]
 ) -> None:
+    needs(ring, "prep_link_timeout")
     a, b = sockets
     b.sendall(b"in time")
     recv = ring.prep_recv(a, 64, sqe_flags=LINK)
@@ -571,6 +605,7 @@ def test_link_timeout_loses_when_the_op_wins(
 
 
 def test_link_timeout_refuses_bad_arguments(ring: IoUring) -> None:
+    needs(ring, "prep_link_timeout")
     refused(ring, BAD_NUMBER, "seconds", lambda: ring.prep_link_timeout(-0.5))
     refused(ring, TypeError, "seconds", lambda: ring.prep_link_timeout(None))  # type: ignore[arg-type]
     refused(ring, BAD_NUMBER, "nsec", lambda: ring.prep_link_timeout(0, -5))
@@ -581,6 +616,7 @@ def test_link_timeout_refuses_bad_arguments(ring: IoUring) -> None:
 
 
 def test_poll_add_one_shot(ring: IoUring, pipe: tuple[int, int]) -> None:
+    needs(ring, "prep_poll_add")
     r, w = pipe
     poll = ring.prep_poll_add(r, select.POLLIN)
     assert nothing_arrives(ring, 0.1) == []
@@ -593,6 +629,7 @@ def test_poll_add_one_shot(ring: IoUring, pipe: tuple[int, int]) -> None:
 
 
 def test_poll_add_pollout_on_writable_pipe(ring: IoUring, pipe: tuple[int, int]) -> None:
+    needs(ring, "prep_poll_add")
     cqe = complete(ring, ring.prep_poll_add(pipe[1], select.POLLOUT))
     assert cqe.result & select.POLLOUT
 
@@ -600,6 +637,7 @@ def test_poll_add_pollout_on_writable_pipe(ring: IoUring, pipe: tuple[int, int])
 def test_poll_add_multishot_until_removed(ring: IoUring, pipe: tuple[int, int]) -> None:
     """Multishot: every readiness posts a completion with more=True, the op stays in flight,
     and the last completion (after poll_remove) has more=False."""
+    needs(ring, "prep_poll_remove")
     needs(ring, "prep_poll_add")
     r, w = pipe
     poll = ring.prep_poll_add(r, select.POLLIN, multishot=True)
@@ -623,6 +661,8 @@ def test_poll_add_multishot_until_removed(ring: IoUring, pipe: tuple[int, int]) 
 
 
 def test_poll_add_multishot_stopped_by_cancel(ring: IoUring, pipe: tuple[int, int]) -> None:
+    needs(ring, "prep_cancel")
+    needs(ring, "prep_poll_add")
     poll = ring.prep_poll_add(pipe[0], select.POLLIN, multishot=True)
     ring.submit()
     cancel = ring.prep_cancel(poll)
@@ -634,11 +674,13 @@ def test_poll_add_multishot_stopped_by_cancel(ring: IoUring, pipe: tuple[int, in
 
 
 def test_poll_add_closed_fd_is_ebadf(ring: IoUring) -> None:
+    needs(ring, "prep_poll_add")
     cqe = complete(ring, ring.prep_poll_add(closed_fd(), select.POLLIN))
     assert errno_of(cqe) == errno.EBADF
 
 
 def test_poll_add_refuses_bad_arguments(ring: IoUring, pipe: tuple[int, int]) -> None:
+    needs(ring, "prep_poll_add")
     refused(ring, BAD_NUMBER, "events", lambda: ring.prep_poll_add(pipe[0], -1))
     refused(ring, BAD_NUMBER, "events", lambda: ring.prep_poll_add(pipe[0], 2**32))
     refused(ring, TypeError, "fd", lambda: ring.prep_poll_add("x", select.POLLIN))  # type: ignore[arg-type]
@@ -646,10 +688,12 @@ def test_poll_add_refuses_bad_arguments(ring: IoUring, pipe: tuple[int, int]) ->
 
 
 def test_poll_remove_unknown_is_enoent(ring: IoUring) -> None:
+    needs(ring, "prep_poll_remove")
     assert errno_of(complete(ring, ring.prep_poll_remove(12345))) == errno.ENOENT
 
 
 def test_poll_remove_refuses_bad_arguments(ring: IoUring) -> None:
+    needs(ring, "prep_poll_remove")
     refused(ring, BAD_NUMBER, "user_data", lambda: ring.prep_poll_remove(-1))
     refused(ring, TypeError, "user_data", lambda: ring.prep_poll_remove(1.5))  # type: ignore[arg-type]
 
@@ -727,6 +771,7 @@ def test_msg_ring_refuses_bad_arguments(ring: IoUring) -> None:
 
 
 def test_readv_fills_buffers_in_order(ring: IoUring, tmp_dir: Path) -> None:
+    needs(ring, "prep_readv")
     path = tmp_dir / "v"
     data = os.urandom(5000)
     path.write_bytes(data)
@@ -743,6 +788,7 @@ def test_readv_fills_buffers_in_order(ring: IoUring, tmp_dir: Path) -> None:
 
 
 def test_readv_error(ring: IoUring, tmp_dir: Path, dir_fd: int) -> None:
+    needs(ring, "prep_readv")
     assert errno_of(complete(ring, ring.prep_readv(dir_fd, [10]))) == errno.EISDIR
     wo = os.open(tmp_dir / "wo", os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC)
     try:
@@ -752,6 +798,7 @@ def test_readv_error(ring: IoUring, tmp_dir: Path, dir_fd: int) -> None:
 
 
 def test_readv_refuses_bad_arguments(ring: IoUring, file_fd: int) -> None:
+    needs(ring, "prep_readv")
     refused(ring, ValueError, "byte_counts", lambda: ring.prep_readv(file_fd, []))
     refused(ring, BAD_NUMBER, "byte_counts", lambda: ring.prep_readv(file_fd, [1, -1]))
     refused(ring, BAD_NUMBER, "byte_counts", lambda: ring.prep_readv(file_fd, [2**31]))
@@ -763,6 +810,7 @@ def test_readv_refuses_bad_arguments(ring: IoUring, file_fd: int) -> None:
 
 
 def test_writev_writes_buffers_in_order(ring: IoUring, tmp_dir: Path, file_fd: int) -> None:
+    needs(ring, "prep_writev")
     bufs: list[Any] = [b"ab", bytearray(b"cde"), memoryview(b"--fgh")[2:], b""]
     cqe = succeed(ring, ring.prep_writev(file_fd, bufs, 4))
     assert cqe.result == 8
@@ -772,6 +820,7 @@ def test_writev_writes_buffers_in_order(ring: IoUring, tmp_dir: Path, file_fd: i
 
 
 def test_writev_data_is_copied_at_call_time(ring: IoUring, tmp_dir: Path, file_fd: int) -> None:
+    needs(ring, "prep_writev")
     buf = bytearray(b"before")
     ud = ring.prep_writev(file_fd, [buf], 0)
     buf[:] = b"AFTER!"
@@ -780,6 +829,7 @@ def test_writev_data_is_copied_at_call_time(ring: IoUring, tmp_dir: Path, file_f
 
 
 def test_writev_error(ring: IoUring, tmp_dir: Path, file_fd: int) -> None:
+    needs(ring, "prep_writev")
     ro = os.open(tmp_dir / "f", os.O_RDONLY | os.O_CLOEXEC)
     try:
         assert errno_of(complete(ring, ring.prep_writev(ro, [b"x"], 0))) == errno.EBADF
@@ -789,6 +839,7 @@ def test_writev_error(ring: IoUring, tmp_dir: Path, file_fd: int) -> None:
 
 
 def test_writev_refuses_bad_arguments(ring: IoUring, file_fd: int) -> None:
+    needs(ring, "prep_writev")
     refused(ring, ValueError, "buffers", lambda: ring.prep_writev(file_fd, []))
     refused(ring, ValueError, "buffers", lambda: ring.prep_writev(file_fd, [b"x"] * 1025))
     refused(ring, TypeError, "buffer", lambda: ring.prep_writev(file_fd, [b"x", 3]))  # type: ignore[list-item]
@@ -804,6 +855,7 @@ def test_writev_refuses_bad_arguments(ring: IoUring, file_fd: int) -> None:
 def test_fsync_after_linked_write(
     ring: IoUring, tmp_dir: Path, file_fd: int, data_only: bool
 ) -> None:
+    needs(ring, "prep_fsync")
     write = ring.prep_write(file_fd, b"durable", 0, sqe_flags=LINK)
     fsync = ring.prep_fsync(file_fd, data_only=data_only)
     got = collect(ring, [write, fsync])
@@ -813,11 +865,13 @@ def test_fsync_after_linked_write(
 
 
 def test_fsync_errors(ring: IoUring, pipe: tuple[int, int]) -> None:
+    needs(ring, "prep_fsync")
     assert errno_of(complete(ring, ring.prep_fsync(pipe[1]))) == errno.EINVAL
     assert errno_of(complete(ring, ring.prep_fsync(closed_fd(), data_only=True))) == errno.EBADF
 
 
 def test_fsync_refuses_bad_arguments(ring: IoUring) -> None:
+    needs(ring, "prep_fsync")
     refused(ring, BAD_NUMBER, "fd", lambda: ring.prep_fsync(-1))
     refused(ring, TypeError, "fd", lambda: ring.prep_fsync("3"))  # type: ignore[arg-type]
 
