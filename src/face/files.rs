@@ -70,7 +70,8 @@ impl IoUring {
         self.queue(sqe_flags, |_| Ok(prepared))
     }
 
-    /// Queues a ``read(2)`` (or ``pread(2)`` at an offset) of up to ``byte_count`` bytes. The
+    /// Queues a ``read(2)`` (or ``pread(2)`` at an offset; ``IORING_OP_READ``, Linux 5.6) of up to
+    /// ``byte_count`` bytes. The
     /// completion's :attr:`~CompletionEvent.result` is the number of bytes read (``0`` at end
     /// of file) and its :attr:`~CompletionEvent.buffer` holds exactly those bytes.
     ///
@@ -103,7 +104,7 @@ impl IoUring {
         })
     }
 
-    /// Queues a ``write(2)`` (or ``pwrite(2)`` at an offset). The completion's
+    /// Queues a ``write(2)`` (or ``pwrite(2)`` at an offset; ``IORING_OP_WRITE``, Linux 5.6). The completion's
     /// :attr:`~CompletionEvent.result` is the number of bytes written, which can be less than
     /// asked; its :attr:`~CompletionEvent.buffer` is ``None``.
     ///
@@ -147,7 +148,7 @@ impl IoUring {
         })
     }
 
-    /// Queues a ``close(2)`` of a file descriptor. The completion's
+    /// Queues a ``close(2)`` of a file descriptor (``IORING_OP_CLOSE``, Linux 5.6). The completion's
     /// :attr:`~CompletionEvent.result` is ``0`` on success.
     ///
     /// Closing a descriptor does not cancel operations already queued on it: the kernel holds

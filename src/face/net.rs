@@ -47,7 +47,7 @@ impl IoUring {
         })
     }
 
-    /// Queues a ``connect(2)`` of a socket to an IPv4 address. The completion's
+    /// Queues a ``connect(2)`` of a socket to an IPv4 address (``IORING_OP_CONNECT``, Linux 5.5). The completion's
     /// :attr:`~CompletionEvent.result` is ``0`` on success.
     ///
     /// :param fd: The socket, as a file descriptor or an object with ``fileno()``.
@@ -71,7 +71,7 @@ impl IoUring {
         self.queue(sqe_flags, |_| Ok(net::connect(fd, address)))
     }
 
-    /// Queues a ``connect(2)`` of a socket to an IPv6 address. The completion's
+    /// Queues a ``connect(2)`` of a socket to an IPv6 address (``IORING_OP_CONNECT``, Linux 5.5). The completion's
     /// :attr:`~CompletionEvent.result` is ``0`` on success.
     ///
     /// :param fd: The socket, as a file descriptor or an object with ``fileno()``.
@@ -95,7 +95,7 @@ impl IoUring {
         self.queue(sqe_flags, |_| Ok(net::connect(fd, address)))
     }
 
-    /// Queues a ``send(2)`` on a connected socket. The completion's
+    /// Queues a ``send(2)`` on a connected socket (``IORING_OP_SEND``, Linux 5.6). The completion's
     /// :attr:`~CompletionEvent.result` is the number of bytes sent, which can be less than
     /// asked; its :attr:`~CompletionEvent.buffer` is ``None``.
     ///
@@ -136,7 +136,8 @@ impl IoUring {
         })
     }
 
-    /// Queues a ``recv(2)`` of up to ``byte_count`` bytes from a socket. The completion's
+    /// Queues a ``recv(2)`` of up to ``byte_count`` bytes from a socket (``IORING_OP_RECV``,
+    /// Linux 5.6). The completion's
     /// :attr:`~CompletionEvent.result` is the number of bytes received (``0`` when the peer
     /// has shut down) and its :attr:`~CompletionEvent.buffer` holds exactly those bytes.
     ///
