@@ -39,5 +39,12 @@ pub const ALL: &[&OpInfo] = &[
     &net::CONNECT_V6,
     &net::SEND,
     &net::RECV,
+    &net::CONNECT,
+    &net::ACCEPT,
+    &net::BIND,
+    &net::LISTEN,
+    &net::SHUTDOWN,
+    &net::SENDTO,
+    &net::RECVFROM,
     &misc::NOP,
 ];
