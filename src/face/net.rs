@@ -190,8 +190,11 @@ impl IoUring {
     /// With ``multishot=True`` (Linux 5.19) one entry accepts connection after connection:
     /// each posts a completion with the same ``user_data`` and
     /// :attr:`~CompletionEvent.more` ``True``, until one with ``more`` ``False`` says the
-    /// accept has stopped (an error, or cancellation, for example by :meth:`prep_close` of the
-    /// listener or by closing the ring). The operation counts in :attr:`in_flight` until then.
+    /// accept has stopped: an error, a cancellation, closing the ring, or
+    /// :meth:`prep_shutdown` of the listener with :data:`socket.SHUT_RDWR` (which ends it with
+    /// ``-EINVAL``). Closing the listener's descriptor does *not* stop it, since the pending
+    /// accept holds its own reference to the socket. The operation counts in
+    /// :attr:`in_flight` until its last completion.
     ///
     /// :param fd: The listening socket, as a file descriptor or an object with ``fileno()``.
     /// :param flags: ``0`` or :data:`socket.SOCK_NONBLOCK` for the new descriptor
