@@ -13,6 +13,12 @@ class _HasFileno(Protocol):
 
 _Fd: TypeAlias = int | _HasFileno
 _Path: TypeAlias = str | bytes | PathLike[str] | PathLike[bytes]
+_Host: TypeAlias = str | IPv4Address | IPv6Address
+#: A socket address in the ``socket`` module's form: ``(host, port)``,
+#: ``(host, port, flowinfo[, scope_id])``, or an AF_UNIX path.
+_SocketAddress: TypeAlias = (
+    tuple[_Host, int] | tuple[_Host, int, int] | tuple[_Host, int, int, int] | _Path
+)
 
 AT_FDCWD: Final[int]
 
@@ -141,6 +147,35 @@ class IoUring:
         sqe_flags: int | None = None,
     ) -> int: ...
     def prep_recv(
+        self, fd: _Fd, byte_count: int, flags: int = 0, *, sqe_flags: int | None = None
+    ) -> int: ...
+    def prep_accept(
+        self,
+        fd: _Fd,
+        flags: int = 0,
+        *,
+        peer_address: bool = False,
+        multishot: bool = False,
+        sqe_flags: int | None = None,
+    ) -> int: ...
+    def prep_connect(
+        self, fd: _Fd, address: _SocketAddress, *, sqe_flags: int | None = None
+    ) -> int: ...
+    def prep_bind(
+        self, fd: _Fd, address: _SocketAddress, *, sqe_flags: int | None = None
+    ) -> int: ...
+    def prep_listen(self, fd: _Fd, backlog: int = 128, *, sqe_flags: int | None = None) -> int: ...
+    def prep_shutdown(self, fd: _Fd, how: int, *, sqe_flags: int | None = None) -> int: ...
+    def prep_sendto(
+        self,
+        fd: _Fd,
+        buffer: Buffer,
+        address: _SocketAddress,
+        flags: int = 0,
+        *,
+        sqe_flags: int | None = None,
+    ) -> int: ...
+    def prep_recvfrom(
         self, fd: _Fd, byte_count: int, flags: int = 0, *, sqe_flags: int | None = None
     ) -> int: ...
     def prep_close(self, fd: _Fd, *, sqe_flags: int | None = None) -> int: ...

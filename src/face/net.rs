@@ -1,10 +1,13 @@
-//! The network operations of `IoUring`: socket, connect, send, recv.
+//! The network operations of `IoUring`: socket, connect, send, recv, accept, bind, listen,
+//! shutdown, sendto and recvfrom.
 
 use pyo3::prelude::*;
 
 use super::{byte_range, copy_of_range};
 use crate::address;
 use crate::args::{self, int_in};
+use crate::buffer::CallerBuffer;
+use crate::errors::bad_arg;
 use crate::ops::net;
 use crate::ring::IoUring;
 
@@ -68,7 +71,9 @@ impl IoUring {
         let fd = args::fd(fd, "fd")?;
         let port = int_in(port, "port", 0, u16::MAX.into())? as u16;
         let address = address::ipv4(address, port)?;
-        self.queue(sqe_flags, |_| Ok(net::connect(fd, address)))
+        self.queue(sqe_flags, |_| {
+            Ok(net::connect(&net::CONNECT_V4, fd, address))
+        })
     }
 
     /// Queues a ``connect(2)`` of a socket to an IPv6 address (``IORING_OP_CONNECT``, Linux 5.5). The completion's
@@ -92,7 +97,9 @@ impl IoUring {
         let fd = args::fd(fd, "fd")?;
         let port = int_in(port, "port", 0, u16::MAX.into())? as u16;
         let address = address::ipv6(address, port)?;
-        self.queue(sqe_flags, |_| Ok(net::connect(fd, address)))
+        self.queue(sqe_flags, |_| {
+            Ok(net::connect(&net::CONNECT_V6, fd, address))
+        })
     }
 
     /// Queues a ``send(2)`` on a connected socket (``IORING_OP_SEND``, Linux 5.6). The completion's
@@ -166,6 +173,290 @@ impl IoUring {
         })
     }
 }
+
+#[pymethods]
+impl IoUring {
+    /// Queues an ``accept4(2)`` (``IORING_OP_ACCEPT``, Linux 5.5): takes a connection off a
+    /// listening socket. The completion's :attr:`~CompletionEvent.result` is the new
+    /// connection's descriptor (``SOCK_CLOEXEC`` is always added); its
+    /// :attr:`~CompletionEvent.buffer` is ``None``.
+    ///
+    /// With ``peer_address=True`` the ring owns a ``sockaddr_storage`` and its length until the
+    /// completion, and the completion's :attr:`~CompletionEvent.extra` is the peer's address in
+    /// the :mod:`socket` module's form: ``(host, port)`` for ``AF_INET``, ``(host, port,
+    /// flowinfo, scope_id)`` for ``AF_INET6``, a :class:`str` path for ``AF_UNIX`` (``""`` for
+    /// an unnamed peer, :class:`bytes` starting with ``b"\0"`` for an abstract name).
+    /// Otherwise it owns nothing and ``extra`` is ``None``.
+    ///
+    /// With ``multishot=True`` (Linux 5.19) one entry accepts connection after connection:
+    /// each posts a completion with the same ``user_data`` and
+    /// :attr:`~CompletionEvent.more` ``True``, until one with ``more`` ``False`` says the
+    /// accept has stopped: an error, a cancellation, closing the ring, or
+    /// :meth:`prep_shutdown` of the listener with :data:`socket.SHUT_RDWR` (which ends it with
+    /// ``-EINVAL``). Closing the listener's descriptor does *not* stop it, since the pending
+    /// accept holds its own reference to the socket. The operation counts in
+    /// :attr:`in_flight` until its last completion.
+    ///
+    /// :param fd: The listening socket, as a file descriptor or an object with ``fileno()``.
+    /// :param flags: ``0`` or :data:`socket.SOCK_NONBLOCK` for the new descriptor
+    ///     (:data:`socket.SOCK_CLOEXEC` is accepted and always added anyway).
+    /// :param peer_address: Report the peer's address as the completion's ``extra``.
+    /// :param multishot: Keep accepting until cancelled or failed.
+    /// :param sqe_flags: Flags from :func:`make_sqe_flags`; ``skip_success`` is refused with
+    ///     ``peer_address=True``.
+    /// :returns: The operation's ``user_data``.
+    /// :raises ValueError: ``flags`` has other bits, or ``peer_address`` and ``multishot`` are
+    ///     both true (one address buffer cannot serve many accepts).
+    /// :raises NotImplementedError: The kernel lacks ``IORING_OP_ACCEPT`` (Linux 5.5).
+    #[pyo3(
+        signature = (fd, flags=None, *, peer_address=false, multishot=false, sqe_flags=None),
+        text_signature = "($self, fd, flags=0, *, peer_address=False, multishot=False, sqe_flags=None)"
+    )]
+    fn prep_accept(
+        &self,
+        fd: &Bound<'_, PyAny>,
+        flags: Option<&Bound<'_, PyAny>>,
+        peer_address: bool,
+        multishot: bool,
+        sqe_flags: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<u64> {
+        let fd = args::fd(fd, "fd")?;
+        let allowed = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+        let accept_flags = match flags {
+            Some(value) => int_in(value, "flags", 0, i32::MAX.into())? as i32,
+            None => 0,
+        };
+        if accept_flags & !allowed != 0 {
+            return Err(bad_arg(format!(
+                "flags may hold only socket.SOCK_NONBLOCK and socket.SOCK_CLOEXEC, got \
+                 {accept_flags:#x}"
+            )));
+        }
+        if peer_address && multishot {
+            return Err(bad_arg(
+                "peer_address=True cannot be used with multishot=True: one address buffer \
+                 cannot serve many accepts; call socket.getpeername() on each new connection, \
+                 or use one-shot accepts"
+                    .to_owned(),
+            ));
+        }
+        let accept_flags = accept_flags | libc::SOCK_CLOEXEC;
+        self.queue(sqe_flags, |_| {
+            Ok(net::accept(fd, accept_flags, peer_address, multishot))
+        })
+    }
+
+    /// Queues a ``connect(2)`` (``IORING_OP_CONNECT``, Linux 5.5) to any socket address. The
+    /// completion's :attr:`~CompletionEvent.result` is ``0`` on success. The ring owns the
+    /// socket address until the completion.
+    ///
+    /// :param fd: The socket, as a file descriptor or an object with ``fileno()``.
+    /// :param address: An address in the :mod:`socket` module's form: ``(host, port)`` with a
+    ///     numeric IPv4 or IPv6 host (a :class:`str` or an :mod:`ipaddress` object); ``(host,
+    ///     port, flowinfo, scope_id)`` for IPv6; or an ``AF_UNIX`` path as :class:`str`,
+    ///     :class:`bytes` or :class:`os.PathLike`, where :class:`bytes` starting with
+    ///     ``b"\0"`` name the abstract namespace. Host names are not resolved (that would
+    ///     block): resolve them first with :func:`socket.getaddrinfo`.
+    /// :param sqe_flags: Flags from :func:`make_sqe_flags`; ``skip_success`` is refused.
+    /// :returns: The operation's ``user_data``.
+    /// :raises ValueError: The host is not numeric, the port or another field is out of range,
+    ///     or the path does not fit in ``sun_path``.
+    /// :raises TypeError: The address is of no supported form.
+    #[pyo3(signature = (fd, address, *, sqe_flags=None))]
+    fn prep_connect(
+        &self,
+        fd: &Bound<'_, PyAny>,
+        address: &Bound<'_, PyAny>,
+        sqe_flags: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<u64> {
+        let fd = args::fd(fd, "fd")?;
+        let address = address::from_python(address, "address")?;
+        self.queue(sqe_flags, |_| Ok(net::connect(&net::CONNECT, fd, address)))
+    }
+
+    /// Queues a ``bind(2)`` (``IORING_OP_BIND``, Linux 6.11): gives a socket its local
+    /// address. The completion's :attr:`~CompletionEvent.result` is ``0`` on success. The ring
+    /// owns the socket address until the completion.
+    ///
+    /// :param fd: The socket, as a file descriptor or an object with ``fileno()``.
+    /// :param address: An address in the :mod:`socket` module's form, as for
+    ///     :meth:`prep_connect`; a host of ``""`` is the wildcard address (``0.0.0.0`` in a
+    ///     ``(host, port)`` pair, ``::`` in a longer tuple), and port ``0`` picks a free port.
+    /// :param sqe_flags: Flags from :func:`make_sqe_flags`; ``skip_success`` is refused.
+    /// :returns: The operation's ``user_data``.
+    /// :raises ValueError: The host is not numeric, a field is out of range, or the path does
+    ///     not fit in ``sun_path``.
+    /// :raises TypeError: The address is of no supported form.
+    /// :raises NotImplementedError: The kernel lacks ``IORING_OP_BIND`` (Linux 6.11).
+    #[pyo3(signature = (fd, address, *, sqe_flags=None))]
+    fn prep_bind(
+        &self,
+        fd: &Bound<'_, PyAny>,
+        address: &Bound<'_, PyAny>,
+        sqe_flags: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<u64> {
+        let fd = args::fd(fd, "fd")?;
+        let address = address::from_python(address, "address")?;
+        self.queue(sqe_flags, |_| Ok(net::bind(fd, address)))
+    }
+
+    /// Queues a ``listen(2)`` (``IORING_OP_LISTEN``, Linux 6.11): makes a bound socket accept
+    /// connections. The completion's :attr:`~CompletionEvent.result` is ``0`` on success.
+    /// Owns nothing.
+    ///
+    /// :param fd: The socket, as a file descriptor or an object with ``fileno()``.
+    /// :param backlog: How many connections may wait to be accepted, ``0`` to ``2**31 - 1``
+    ///     (the kernel caps it at ``net.core.somaxconn``); by default ``128``, as
+    ///     :meth:`socket.socket.listen` picks.
+    /// :param sqe_flags: Flags from :func:`make_sqe_flags`.
+    /// :returns: The operation's ``user_data``.
+    /// :raises ValueError: ``backlog`` is out of range.
+    /// :raises NotImplementedError: The kernel lacks ``IORING_OP_LISTEN`` (Linux 6.11).
+    #[pyo3(
+        signature = (fd, backlog=None, *, sqe_flags=None),
+        text_signature = "($self, fd, backlog=128, *, sqe_flags=None)"
+    )]
+    fn prep_listen(
+        &self,
+        fd: &Bound<'_, PyAny>,
+        backlog: Option<&Bound<'_, PyAny>>,
+        sqe_flags: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<u64> {
+        let fd = args::fd(fd, "fd")?;
+        let backlog = match backlog {
+            Some(value) => int_in(value, "backlog", 0, i32::MAX.into())? as i32,
+            None => DEFAULT_BACKLOG,
+        };
+        self.queue(sqe_flags, |_| Ok(net::listen(fd, backlog)))
+    }
+
+    /// Queues a ``shutdown(2)`` (``IORING_OP_SHUTDOWN``, Linux 5.11): shuts down the receiving
+    /// side, the sending side, or both, of a connection. The completion's
+    /// :attr:`~CompletionEvent.result` is ``0`` on success. Owns nothing.
+    ///
+    /// :param fd: The socket, as a file descriptor or an object with ``fileno()``.
+    /// :param how: :data:`socket.SHUT_RD`, :data:`socket.SHUT_WR` or
+    ///     :data:`socket.SHUT_RDWR`.
+    /// :param sqe_flags: Flags from :func:`make_sqe_flags`.
+    /// :returns: The operation's ``user_data``.
+    /// :raises ValueError: ``how`` is none of the three.
+    /// :raises NotImplementedError: The kernel lacks ``IORING_OP_SHUTDOWN`` (Linux 5.11).
+    #[pyo3(signature = (fd, how, *, sqe_flags=None))]
+    fn prep_shutdown(
+        &self,
+        fd: &Bound<'_, PyAny>,
+        how: &Bound<'_, PyAny>,
+        sqe_flags: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<u64> {
+        let fd = args::fd(fd, "fd")?;
+        let how = int_in(how, "how", i32::MIN.into(), i32::MAX.into())? as i32;
+        if !matches!(how, libc::SHUT_RD | libc::SHUT_WR | libc::SHUT_RDWR) {
+            return Err(bad_arg(format!(
+                "how must be socket.SHUT_RD ({}), socket.SHUT_WR ({}) or socket.SHUT_RDWR ({}), \
+                 got {how}",
+                libc::SHUT_RD,
+                libc::SHUT_WR,
+                libc::SHUT_RDWR
+            )));
+        }
+        self.queue(sqe_flags, |_| Ok(net::shutdown(fd, how)))
+    }
+
+    /// Queues a ``sendto(2)``, as a ``sendmsg(2)`` (``IORING_OP_SENDMSG``, Linux 5.3): sends
+    /// data to an address, as datagram sockets do. The completion's
+    /// :attr:`~CompletionEvent.result` is the number of bytes sent; its
+    /// :attr:`~CompletionEvent.buffer` is ``None``.
+    ///
+    /// The data is copied when this is called, so ``buffer`` may be changed straight away. The
+    /// ring owns the ``msghdr``, its ``iovec``, the socket address and the copy of the data
+    /// until the completion.
+    ///
+    /// :param fd: The socket, as a file descriptor or an object with ``fileno()``.
+    /// :param buffer: Any contiguous object with the buffer protocol, at most ``2**31 - 1``
+    ///     bytes.
+    /// :param address: Where to send, in the :mod:`socket` module's form, as for
+    ///     :meth:`prep_connect`.
+    /// :param flags: ``MSG_*`` flags for ``sendmsg(2)``, such as :data:`socket.MSG_DONTWAIT`.
+    /// :param sqe_flags: Flags from :func:`make_sqe_flags`; ``skip_success`` is refused.
+    /// :returns: The operation's ``user_data``.
+    /// :raises ValueError: The address is bad, or an argument is out of range.
+    /// :raises TypeError: ``buffer`` is not bytes-like, or the address is of no supported form.
+    /// :raises NotImplementedError: The kernel lacks ``IORING_OP_SENDMSG`` (Linux 5.3).
+    #[pyo3(
+        signature = (fd, buffer, address, flags=None, *, sqe_flags=None),
+        text_signature = "($self, fd, buffer, address, flags=0, *, sqe_flags=None)"
+    )]
+    fn prep_sendto(
+        &self,
+        fd: &Bound<'_, PyAny>,
+        buffer: &Bound<'_, PyAny>,
+        address: &Bound<'_, PyAny>,
+        flags: Option<&Bound<'_, PyAny>>,
+        sqe_flags: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<u64> {
+        let fd = args::fd(fd, "fd")?;
+        let address = address::from_python(address, "address")?;
+        let msg_flags = msg_flags(flags)?;
+        let view = CallerBuffer::read_only(buffer, "buffer")?;
+        if view.as_slice().len() as u64 > args::MAX_BYTE_COUNT as u64 {
+            return Err(bad_arg(format!(
+                "buffer holds {} bytes; one sendto sends at most {} bytes",
+                view.as_slice().len(),
+                args::MAX_BYTE_COUNT
+            )));
+        }
+        self.queue(sqe_flags, |pool| {
+            let data = pool.copy_of(view.as_slice())?;
+            Ok(net::sendto(fd, data, *address, msg_flags))
+        })
+    }
+
+    /// Queues a ``recvfrom(2)``, as a ``recvmsg(2)`` (``IORING_OP_RECVMSG``, Linux 5.3):
+    /// receives up to ``byte_count`` bytes and the sender's address. The completion's
+    /// :attr:`~CompletionEvent.result` is the number of bytes received, its
+    /// :attr:`~CompletionEvent.buffer` holds exactly those bytes (at most ``byte_count``: with
+    /// :data:`socket.MSG_TRUNC` a datagram's full length can exceed what was kept), and its
+    /// :attr:`~CompletionEvent.extra` is the sender's address in the :mod:`socket` module's
+    /// form (as for :meth:`prep_accept`), or ``None`` when the kernel gives none (a connected
+    /// stream socket).
+    ///
+    /// The ring owns the ``msghdr``, its ``iovec``, the destination buffer and a
+    /// ``sockaddr_storage`` for the sender until the completion.
+    ///
+    /// :param fd: The socket, as a file descriptor or an object with ``fileno()``.
+    /// :param byte_count: How many bytes to receive at most: ``0`` to ``2**31 - 1``.
+    /// :param flags: ``MSG_*`` flags for ``recvmsg(2)``, such as :data:`socket.MSG_PEEK`.
+    /// :param sqe_flags: Flags from :func:`make_sqe_flags`; ``skip_success`` is refused.
+    /// :returns: The operation's ``user_data``.
+    /// :raises ValueError: An argument is out of range.
+    /// :raises NotImplementedError: The kernel lacks ``IORING_OP_RECVMSG`` (Linux 5.3).
+    #[pyo3(
+        signature = (fd, byte_count, flags=None, *, sqe_flags=None),
+        text_signature = "($self, fd, byte_count, flags=0, *, sqe_flags=None)"
+    )]
+    fn prep_recvfrom(
+        &self,
+        fd: &Bound<'_, PyAny>,
+        byte_count: &Bound<'_, PyAny>,
+        flags: Option<&Bound<'_, PyAny>>,
+        sqe_flags: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<u64> {
+        let fd = args::fd(fd, "fd")?;
+        let byte_count = args::byte_count(byte_count, "byte_count")?;
+        let msg_flags = msg_flags(flags)?;
+        self.queue(sqe_flags, |pool| {
+            Ok(net::recvfrom(
+                fd,
+                pool.take(byte_count as usize)?,
+                msg_flags,
+            ))
+        })
+    }
+}
+
+/// `listen()`'s backlog when none is given: what `socket.socket.listen()` picks,
+/// `min(SOMAXCONN, 128)`.
+const DEFAULT_BACKLOG: i32 = 128;
 
 fn msg_flags(value: Option<&Bound<'_, PyAny>>) -> PyResult<i32> {
     value.map_or(Ok(0), |v| {

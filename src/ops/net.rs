@@ -1,12 +1,15 @@
-//! Network operations: socket, connect, send, recv.
+//! Network operations: socket, connect, send, recv, accept, bind, listen, shutdown, and
+//! datagrams with addresses (sendmsg/recvmsg).
 
 use io_uring::opcode;
 use io_uring::types::Fd;
+use pyo3::prelude::*;
 
 use super::files::capacity_u32;
 use super::{OpInfo, Prepared};
+use crate::address;
 use crate::buffer::IoBuf;
-use crate::inflight::Owned;
+use crate::inflight::{Finished, Keep, Owned};
 
 /// `socket(2)`; owns nothing.
 pub const SOCKET: OpInfo = OpInfo {
@@ -32,6 +35,64 @@ pub const CONNECT_V6: OpInfo = OpInfo {
     since: "5.5",
 };
 
+/// `connect(2)` to any socket address (IPv4, IPv6, AF_UNIX); owns the socket address.
+pub const CONNECT: OpInfo = OpInfo {
+    method: "prep_connect",
+    opcode: opcode::Connect::CODE,
+    opcode_name: "IORING_OP_CONNECT",
+    since: "5.5",
+};
+
+/// `accept4(2)`; owns the peer's `sockaddr_storage` and its length when asked for the address.
+pub const ACCEPT: OpInfo = OpInfo {
+    method: "prep_accept",
+    opcode: opcode::Accept::CODE,
+    opcode_name: "IORING_OP_ACCEPT",
+    since: "5.5",
+};
+
+/// `bind(2)`; owns the socket address.
+pub const BIND: OpInfo = OpInfo {
+    method: "prep_bind",
+    opcode: opcode::Bind::CODE,
+    opcode_name: "IORING_OP_BIND",
+    since: "6.11",
+};
+
+/// `listen(2)`; owns nothing.
+pub const LISTEN: OpInfo = OpInfo {
+    method: "prep_listen",
+    opcode: opcode::Listen::CODE,
+    opcode_name: "IORING_OP_LISTEN",
+    since: "6.11",
+};
+
+/// `shutdown(2)`; owns nothing.
+pub const SHUTDOWN: OpInfo = OpInfo {
+    method: "prep_shutdown",
+    opcode: opcode::Shutdown::CODE,
+    opcode_name: "IORING_OP_SHUTDOWN",
+    since: "5.11",
+};
+
+/// `sendto(2)`, as a `sendmsg(2)`; owns the msghdr, its iovec, the address and a copy of the
+/// data.
+pub const SENDTO: OpInfo = OpInfo {
+    method: "prep_sendto",
+    opcode: opcode::SendMsg::CODE,
+    opcode_name: "IORING_OP_SENDMSG",
+    since: "5.3",
+};
+
+/// `recvfrom(2)`, as a `recvmsg(2)`; owns the msghdr, its iovec, the destination buffer and a
+/// `sockaddr_storage` for the sender.
+pub const RECVFROM: OpInfo = OpInfo {
+    method: "prep_recvfrom",
+    opcode: opcode::RecvMsg::CODE,
+    opcode_name: "IORING_OP_RECVMSG",
+    since: "5.3",
+};
+
 /// `send(2)`; owns a copy of the data.
 pub const SEND: OpInfo = OpInfo {
     method: "prep_send",
@@ -52,6 +113,10 @@ pub const RECV: OpInfo = OpInfo {
 pub enum SocketAddress {
     V4(libc::sockaddr_in),
     V6(libc::sockaddr_in6),
+    /// An AF_UNIX address and its length: `sun_family` plus the bytes of the path that count
+    /// (a filesystem path without its terminating NUL, or an abstract name with its leading
+    /// NUL).
+    Unix(libc::sockaddr_un, libc::socklen_t),
 }
 
 impl SocketAddress {
@@ -65,6 +130,7 @@ impl SocketAddress {
                 (addr as *const libc::sockaddr_in6).cast(),
                 size_of::<libc::sockaddr_in6>() as libc::socklen_t,
             ),
+            SocketAddress::Unix(addr, len) => ((addr as *const libc::sockaddr_un).cast(), *len),
         }
     }
 }
@@ -78,11 +144,8 @@ pub fn socket(domain: i32, type_flags: i32, protocol: i32) -> Prepared {
     }
 }
 
-pub fn connect(fd: i32, address: Box<SocketAddress>) -> Prepared {
-    let op = match *address {
-        SocketAddress::V4(_) => &CONNECT_V4,
-        SocketAddress::V6(_) => &CONNECT_V6,
-    };
+/// `op` is the method that asked: `prep_connect`, `prep_connect_v4` or `prep_connect_v6`.
+pub fn connect(op: &'static OpInfo, fd: i32, address: Box<SocketAddress>) -> Prepared {
     let (ptr, len) = address.as_ptr_and_len();
     Prepared {
         op,
@@ -108,5 +171,192 @@ pub fn recv(fd: i32, destination: IoBuf, msg_flags: i32) -> Prepared {
             .flags(msg_flags)
             .build(),
         owned: Owned::Destination(destination),
+    }
+}
+
+/// The peer address an accept writes, and the length the kernel reads and then updates.
+struct PeerAddress {
+    storage: libc::sockaddr_storage,
+    len: libc::socklen_t,
+}
+
+impl Keep for PeerAddress {
+    fn finish(self: Box<Self>, py: Python<'_>, result: i32) -> PyResult<Finished> {
+        if result < 0 {
+            return Ok(Finished::default());
+        }
+        Ok(Finished {
+            buffer: None,
+            extra: address::to_python(py, &self.storage, self.len)?,
+        })
+    }
+}
+
+/// `accept_flags` already carries `SOCK_CLOEXEC`. A multishot accept stays armed, and keeps its
+/// slot in the in-flight table, until a completion without `IORING_CQE_F_MORE`.
+pub fn accept(fd: i32, accept_flags: i32, peer_address: bool, multishot: bool) -> Prepared {
+    if multishot {
+        return Prepared {
+            op: &ACCEPT,
+            entry: opcode::AcceptMulti::new(Fd(fd)).flags(accept_flags).build(),
+            owned: Owned::Nothing,
+        };
+    }
+    if !peer_address {
+        return Prepared {
+            op: &ACCEPT,
+            entry: opcode::Accept::new(Fd(fd), std::ptr::null_mut(), std::ptr::null_mut())
+                .flags(accept_flags)
+                .build(),
+            owned: Owned::Nothing,
+        };
+    }
+    let mut peer = Box::new(PeerAddress {
+        // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
+        storage: unsafe { std::mem::zeroed() },
+        len: size_of::<libc::sockaddr_storage>() as libc::socklen_t,
+    });
+    // The pointers go into the Box's heap allocation, which stays put when the Box moves into
+    // the in-flight table below.
+    let storage: *mut libc::sockaddr = (&raw mut peer.storage).cast();
+    let len = &raw mut peer.len;
+    Prepared {
+        op: &ACCEPT,
+        entry: opcode::Accept::new(Fd(fd), storage, len)
+            .flags(accept_flags)
+            .build(),
+        owned: Owned::Kept(peer),
+    }
+}
+
+pub fn bind(fd: i32, address: Box<SocketAddress>) -> Prepared {
+    let (ptr, len) = address.as_ptr_and_len();
+    Prepared {
+        op: &BIND,
+        entry: opcode::Bind::new(Fd(fd), ptr, len).build(),
+        owned: Owned::Address(address),
+    }
+}
+
+pub fn listen(fd: i32, backlog: i32) -> Prepared {
+    Prepared {
+        op: &LISTEN,
+        entry: opcode::Listen::new(Fd(fd), backlog).build(),
+        owned: Owned::Nothing,
+    }
+}
+
+/// `how` is one of `SHUT_RD`, `SHUT_WR`, `SHUT_RDWR`.
+pub fn shutdown(fd: i32, how: i32) -> Prepared {
+    Prepared {
+        op: &SHUTDOWN,
+        entry: opcode::Shutdown::new(Fd(fd), how).build(),
+        owned: Owned::Nothing,
+    }
+}
+
+/// Everything a `sendmsg` to an address points into, in one heap allocation: the msghdr points
+/// at the iovec and the address beside it, the iovec at the data (an `IoBuf`, itself a heap
+/// allocation that never moves).
+struct SendToMessage {
+    header: libc::msghdr,
+    iov: libc::iovec,
+    address: SocketAddress,
+    data: IoBuf,
+}
+
+// SAFETY: the raw pointers in `header` and `iov` point only into this same allocation and into
+// `data`, which this value owns alone; no other code holds them, so moving the whole to another
+// thread moves sole ownership of everything they reach.
+unsafe impl Send for SendToMessage {}
+
+impl Keep for SendToMessage {}
+
+pub fn sendto(fd: i32, data: IoBuf, address: SocketAddress, msg_flags: i32) -> Prepared {
+    let mut message = Box::new(SendToMessage {
+        // SAFETY: msghdr and iovec are plain old data; all-zero (null pointers, zero lengths)
+        // is a valid value of each.
+        header: unsafe { std::mem::zeroed() },
+        // SAFETY: as above.
+        iov: unsafe { std::mem::zeroed() },
+        address,
+        data,
+    });
+    // The Box is built first and only then pointed into: its contents never move again, not
+    // when the Box moves into the in-flight table.
+    message.iov.iov_base = message.data.as_mut_ptr().cast();
+    message.iov.iov_len = message.data.capacity();
+    let (name, name_len) = message.address.as_ptr_and_len();
+    message.header.msg_name = name.cast_mut().cast();
+    message.header.msg_namelen = name_len;
+    message.header.msg_iov = &raw mut message.iov;
+    message.header.msg_iovlen = 1;
+    let header = &raw const message.header;
+    Prepared {
+        op: &SENDTO,
+        entry: opcode::SendMsg::new(Fd(fd), header)
+            .flags(msg_flags as u32)
+            .build(),
+        owned: Owned::Kept(message),
+    }
+}
+
+/// Everything a `recvmsg` points into, in one heap allocation: the msghdr points at the iovec
+/// and the sender's address beside it, the iovec at the destination (an `IoBuf`).
+struct RecvFromMessage {
+    header: libc::msghdr,
+    iov: libc::iovec,
+    sender: libc::sockaddr_storage,
+    data: IoBuf,
+}
+
+// SAFETY: the raw pointers in `header` and `iov` point only into this same allocation and into
+// `data`, which this value owns alone; no other code holds them, so moving the whole to another
+// thread moves sole ownership of everything they reach.
+unsafe impl Send for RecvFromMessage {}
+
+impl Keep for RecvFromMessage {
+    fn finish(self: Box<Self>, py: Python<'_>, result: i32) -> PyResult<Finished> {
+        if result < 0 {
+            return Ok(Finished::default());
+        }
+        // SAFETY: a successful recvmsg wrote `result` bytes at the start of `data`; with
+        // MSG_TRUNC `result` may exceed the buffer, and `filled` caps it at the capacity.
+        let received = unsafe { self.data.filled(result as usize) };
+        // The kernel wrote the sender's address length back into `msg_namelen`: 0 when the
+        // socket gives no address (a connected stream).
+        let sender = address::to_python(py, &self.sender, self.header.msg_namelen)?;
+        Ok(Finished {
+            buffer: Some(pyo3::types::PyBytes::new(py, received).unbind()),
+            extra: sender,
+        })
+    }
+}
+
+pub fn recvfrom(fd: i32, destination: IoBuf, msg_flags: i32) -> Prepared {
+    let mut message = Box::new(RecvFromMessage {
+        // SAFETY: msghdr, iovec and sockaddr_storage are plain old data; all-zero is a valid
+        // value of each.
+        header: unsafe { std::mem::zeroed() },
+        // SAFETY: as above.
+        iov: unsafe { std::mem::zeroed() },
+        // SAFETY: as above.
+        sender: unsafe { std::mem::zeroed() },
+        data: destination,
+    });
+    // Built first, pointed into second; the contents never move after this.
+    message.iov.iov_base = message.data.as_mut_ptr().cast();
+    message.iov.iov_len = message.data.capacity();
+    message.header.msg_name = (&raw mut message.sender).cast();
+    message.header.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    message.header.msg_iov = &raw mut message.iov;
+    message.header.msg_iovlen = 1;
+    let header = &raw mut message.header;
+    Prepared {
+        op: &RECVFROM,
+        entry: opcode::RecvMsg::new(Fd(fd), header)
+            .flags(msg_flags as u32)
+            .build(),
+        owned: Owned::Kept(message),
     }
 }
