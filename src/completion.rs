@@ -18,8 +18,9 @@ pub struct CompletionEvent {
     /// The value the ``prep_*`` call returned for this operation.
     #[pyo3(get)]
     pub user_data: u64,
-    /// For :meth:`IoUring.prep_read` and :meth:`IoUring.prep_recv`, the data received: a
-    /// :class:`bytes` of exactly :attr:`result` bytes. ``None`` for every other operation and
+    /// For :meth:`IoUring.prep_read`, :meth:`IoUring.prep_readv`, :meth:`IoUring.prep_recv`
+    /// and :meth:`IoUring.prep_recvfrom`, the data received: a :class:`bytes` of exactly
+    /// :attr:`result` bytes. ``None`` for every other operation and
     /// for a failed read or receive.
     #[pyo3(get)]
     pub buffer: Option<Py<PyBytes>>,
