@@ -1,10 +1,9 @@
-//! Memory the kernel reads from or writes into, and read-only access to a caller's buffer.
+//! Memory the ring owns for the kernel to read from or write into, and its per-ring pool.
 
 use std::alloc::{self, Layout};
-use std::ffi::{c_char, c_int, c_void};
 use std::ptr::NonNull;
 
-use pyo3::exceptions::{PyBufferError, PyMemoryError, PyTypeError};
+use pyo3::exceptions::PyMemoryError;
 use pyo3::prelude::*;
 
 /// A heap allocation owned by an in-flight operation. Its address never changes while it
@@ -156,106 +155,5 @@ impl BufferPool {
         };
         self.classes[index].1.push(buf);
         self.cached_bytes += capacity;
-    }
-}
-
-/// `Py_buffer`, as laid out by every CPython 3.x. The buffer protocol entered the limited API
-/// only in 3.11; the struct and the two functions below have the same ABI in 3.10, which this
-/// abi3-py310 module supports, so they are declared here rather than taken from pyo3-ffi.
-#[repr(C)]
-struct RawPyBuffer {
-    buf: *mut c_void,
-    obj: *mut pyo3::ffi::PyObject,
-    len: pyo3::ffi::Py_ssize_t,
-    itemsize: pyo3::ffi::Py_ssize_t,
-    readonly: c_int,
-    ndim: c_int,
-    format: *mut c_char,
-    shape: *mut pyo3::ffi::Py_ssize_t,
-    strides: *mut pyo3::ffi::Py_ssize_t,
-    suboffsets: *mut pyo3::ffi::Py_ssize_t,
-    internal: *mut c_void,
-}
-
-extern "C" {
-    fn PyObject_GetBuffer(
-        obj: *mut pyo3::ffi::PyObject,
-        view: *mut RawPyBuffer,
-        flags: c_int,
-    ) -> c_int;
-    fn PyBuffer_Release(view: *mut RawPyBuffer);
-}
-
-/// `PyBUF_SIMPLE`: a C-contiguous run of bytes, no shape or format needed.
-const PYBUF_SIMPLE: c_int = 0;
-
-/// A read-only view of a caller's buffer-protocol object, held only while the GIL is held.
-/// Contiguous exporters only: `bytes`, `bytearray`, contiguous `memoryview`s, `array.array`,
-/// `mmap`, NumPy arrays in C order.
-pub struct CallerBuffer<'py> {
-    view: Box<RawPyBuffer>,
-    _py: Python<'py>,
-}
-
-impl<'py> CallerBuffer<'py> {
-    pub fn read_only(obj: &Bound<'py, PyAny>, name: &str) -> PyResult<Self> {
-        let mut view = Box::new(RawPyBuffer {
-            buf: std::ptr::null_mut(),
-            obj: std::ptr::null_mut(),
-            len: 0,
-            itemsize: 0,
-            readonly: 0,
-            ndim: 0,
-            format: std::ptr::null_mut(),
-            shape: std::ptr::null_mut(),
-            strides: std::ptr::null_mut(),
-            suboffsets: std::ptr::null_mut(),
-            internal: std::ptr::null_mut(),
-        });
-        // SAFETY: `obj` is a live object (we hold a Bound, so the GIL is held) and `view`
-        // points to writable memory of the right layout.
-        let rc = unsafe { PyObject_GetBuffer(obj.as_ptr(), &mut *view, PYBUF_SIMPLE) };
-        if rc != 0 {
-            let err = PyErr::fetch(obj.py());
-            if err.is_instance_of::<PyTypeError>(obj.py()) {
-                return Err(PyTypeError::new_err(format!(
-                    "{name} must be a bytes-like object (bytes, bytearray, memoryview, array, \
-                     mmap, ...), not {}",
-                    crate::args::type_name(obj)
-                )));
-            }
-            if err.is_instance_of::<PyBufferError>(obj.py()) {
-                let wrapped = crate::errors::bad_arg(format!(
-                    "{name} must be a contiguous buffer: {}",
-                    err.value(obj.py())
-                ));
-                wrapped.set_cause(obj.py(), Some(err));
-                return Err(wrapped);
-            }
-            return Err(err);
-        }
-        Ok(CallerBuffer {
-            view,
-            _py: obj.py(),
-        })
-    }
-
-    pub fn as_slice(&self) -> &[u8] {
-        if self.view.len <= 0 || self.view.buf.is_null() {
-            return &[];
-        }
-        // SAFETY: a successful PyBUF_SIMPLE export is `len` contiguous readable bytes at
-        // `buf`, valid until PyBuffer_Release; `self` keeps the export, and the returned
-        // slice borrows `self`. No Python code runs while the slice is used (we hold the GIL
-        // and call nothing), so nothing can write to the object meanwhile.
-        unsafe { std::slice::from_raw_parts(self.view.buf as *const u8, self.view.len as usize) }
-    }
-}
-
-impl Drop for CallerBuffer<'_> {
-    fn drop(&mut self) {
-        // SAFETY: the view was filled by a successful PyObject_GetBuffer and is released once;
-        // the `'py` lifetime proves the GIL is still held.
-        unsafe { PyBuffer_Release(&mut *self.view) };
     }
 }

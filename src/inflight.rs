@@ -12,6 +12,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use crate::buffer::IoBuf;
+use crate::caller_buffer::HeldBuffer;
 use crate::ops::net::SocketAddress;
 
 /// What an operation owns until its completion arrives. Some variants are never read: they
@@ -27,6 +28,9 @@ pub enum Owned {
     Destination(IoBuf),
     /// The ring's copy of data to write or send.
     Source(IoBuf),
+    /// An export of the caller's own buffer, which the kernel reads or writes in place
+    /// (`prep_read_into`, `prep_recv_into`, `prep_write(copy=False)`).
+    Borrowed(HeldBuffer),
     /// A socket address (connect).
     Address(Box<SocketAddress>),
     /// Anything else an operation points into (several paths, a timespec, a statx buffer, a

@@ -3,6 +3,7 @@
 mod address;
 mod args;
 mod buffer;
+mod caller_buffer;
 mod completion;
 mod errors;
 mod face;

@@ -119,7 +119,11 @@ class IoUring:
         count: int | None = None,
         buffer_offset: int | None = None,
         *,
+        copy: bool = True,
         sqe_flags: int | None = None,
+    ) -> int: ...
+    def prep_read_into(
+        self, fd: _Fd, buffer: Buffer, offset: int = -1, *, sqe_flags: int | None = None
     ) -> int: ...
     def prep_create_socket(
         self,
@@ -144,10 +148,14 @@ class IoUring:
         buffer_offset: int | None = None,
         flags: int = 0,
         *,
+        copy: bool = True,
         sqe_flags: int | None = None,
     ) -> int: ...
     def prep_recv(
         self, fd: _Fd, byte_count: int, flags: int = 0, *, sqe_flags: int | None = None
+    ) -> int: ...
+    def prep_recv_into(
+        self, fd: _Fd, buffer: Buffer, flags: int = 0, *, sqe_flags: int | None = None
     ) -> int: ...
     def prep_accept(
         self,

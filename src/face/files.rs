@@ -3,7 +3,7 @@
 use pyo3::prelude::*;
 use pyo3::types::PyInt;
 
-use super::{byte_range, copy_of_range, offset_or_current};
+use super::{byte_range, copy_of_range, destination_in, offset_or_current, source_of_range};
 use crate::args::{self, int_in};
 use crate::errors;
 use crate::ops::files;
@@ -108,8 +108,11 @@ impl IoUring {
     /// :attr:`~CompletionEvent.result` is the number of bytes written, which can be less than
     /// asked; its :attr:`~CompletionEvent.buffer` is ``None``.
     ///
-    /// The data is copied when this is called, so ``buffer`` may be changed or freed straight
-    /// away.
+    /// By default the data is copied when this is called, so ``buffer`` may be changed or
+    /// freed straight away. With ``copy=False`` the kernel reads ``buffer`` in place: the ring
+    /// holds an export of it until the completion is reaped (a :class:`bytearray` cannot be
+    /// resized, an :class:`mmap.mmap` cannot be closed meanwhile), and changes made to it
+    /// before then may or may not be written.
     ///
     /// :param fd: A file descriptor, or an object with a ``fileno()`` method.
     /// :param buffer: Any contiguous object with the buffer protocol: :class:`bytes`,
@@ -119,14 +122,16 @@ impl IoUring {
     /// :param count: How many bytes to write; by default the rest of the buffer after
     ///     ``buffer_offset``.
     /// :param buffer_offset: Where in ``buffer`` the data starts; by default ``0``.
+    /// :param copy: ``False`` to write from ``buffer`` itself instead of the ring's copy.
     /// :param sqe_flags: Flags from :func:`make_sqe_flags`; ``skip_success`` is refused.
     /// :returns: The operation's ``user_data``.
     /// :raises ValueError: ``count`` or ``buffer_offset`` reach past the end of the buffer, or
     ///     an argument is out of range.
     #[pyo3(
-        signature = (fd, buffer, file_offset=None, count=None, buffer_offset=None, *, sqe_flags=None),
-        text_signature = "($self, fd, buffer, file_offset=-1, count=None, buffer_offset=None, *, sqe_flags=None)"
+        signature = (fd, buffer, file_offset=None, count=None, buffer_offset=None, *, copy=true, sqe_flags=None),
+        text_signature = "($self, fd, buffer, file_offset=-1, count=None, buffer_offset=None, *, copy=True, sqe_flags=None)"
     )]
+    #[allow(clippy::too_many_arguments)] // the seed's signature, plus copy
     fn prep_write(
         &self,
         fd: &Bound<'_, PyAny>,
@@ -134,6 +139,7 @@ impl IoUring {
         file_offset: Option<&Bound<'_, PyAny>>,
         count: Option<&Bound<'_, PyAny>>,
         buffer_offset: Option<&Bound<'_, PyAny>>,
+        copy: bool,
         sqe_flags: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<u64> {
         let fd = args::fd(fd, "fd")?;
@@ -142,9 +148,51 @@ impl IoUring {
         self.queue(sqe_flags, |pool| {
             Ok(files::write(
                 fd,
-                copy_of_range(pool, buffer, range)?,
+                source_of_range(pool, buffer, range, copy)?,
                 file_offset,
             ))
+        })
+    }
+
+    /// Queues a ``read(2)`` (or ``pread(2)`` at an offset; ``IORING_OP_READ``, Linux 5.6)
+    /// straight into the caller's ``buffer``, up to its length. The completion's
+    /// :attr:`~CompletionEvent.result` is the number of bytes read (``0`` at end of file);
+    /// they are at the start of ``buffer``. Its :attr:`~CompletionEvent.buffer` is ``None``.
+    ///
+    /// Nothing is allocated or copied: the ring holds an export of ``buffer`` until the
+    /// completion is reaped, so the object stays alive and cannot be resized (a
+    /// :class:`bytearray` raises :class:`BufferError`) or closed (an :class:`mmap.mmap`)
+    /// meanwhile. Read a part of a buffer by passing a :class:`memoryview` slice of it. Do not
+    /// read or change the buffer before the completion arrives: the kernel writes it at a time
+    /// of its choosing.
+    ///
+    /// :param fd: A file descriptor, or an object with a ``fileno()`` method.
+    /// :param buffer: A writable contiguous buffer: :class:`bytearray`, a :class:`memoryview`
+    ///     of writable memory, :class:`array.array`, a writable :class:`mmap.mmap`, a
+    ///     C-contiguous NumPy array. At most ``0x7ffff000`` bytes are read in one operation, as
+    ///     for ``read(2)``.
+    /// :param offset: The file offset to read from, or ``-1`` to read from (and advance) the
+    ///     file's current position.
+    /// :param sqe_flags: Flags from :func:`make_sqe_flags`; ``skip_success`` is refused.
+    /// :returns: The operation's ``user_data``.
+    /// :raises TypeError: ``buffer`` is not a writable bytes-like object (for example
+    ///     :class:`bytes`, which is read-only).
+    /// :raises ValueError: ``buffer`` is not contiguous, or an argument is out of range.
+    #[pyo3(
+        signature = (fd, buffer, offset=None, *, sqe_flags=None),
+        text_signature = "($self, fd, buffer, offset=-1, *, sqe_flags=None)"
+    )]
+    fn prep_read_into(
+        &self,
+        fd: &Bound<'_, PyAny>,
+        buffer: &Bound<'_, PyAny>,
+        offset: Option<&Bound<'_, PyAny>>,
+        sqe_flags: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<u64> {
+        let fd = args::fd(fd, "fd")?;
+        let offset = offset_or_current(offset, "offset")?;
+        self.queue(sqe_flags, |_| {
+            Ok(files::read_into(fd, destination_in(buffer)?, offset))
         })
     }
 

@@ -11,8 +11,10 @@ mod process;
 use pyo3::prelude::*;
 
 use crate::args::{self, int_in};
-use crate::buffer::{BufferPool, CallerBuffer, IoBuf};
+use crate::buffer::{BufferPool, IoBuf};
+use crate::caller_buffer::{Access, CallerBuffer, HeldBuffer};
 use crate::errors;
+use crate::ops::Source;
 
 /// The most bytes Linux moves in one read or write (`MAX_RW_COUNT`); a write whose `count`
 /// is left to default is capped here rather than refused.
@@ -41,32 +43,56 @@ fn byte_range(
     Ok((start, count))
 }
 
+/// The span `(start, count)` of a buffer of `len` bytes that a write or send covers, checked.
+fn checked_range(len: usize, (start, count): (usize, Option<usize>)) -> PyResult<(usize, usize)> {
+    if start > len {
+        return Err(errors::bad_arg(format!(
+            "buffer_offset {start} is out of range for a buffer of {len} bytes"
+        )));
+    }
+    let available = len - start;
+    match count {
+        None => Ok((start, available.min(MAX_RW_COUNT))),
+        Some(count) if count <= available => Ok((start, count)),
+        Some(count) => Err(errors::bad_arg(format!(
+            "can't write {count} bytes from a buffer of {len} bytes starting at \
+             buffer_offset {start}: bytes {start}..{} are out of range",
+            start + count
+        ))),
+    }
+}
+
 /// The ring's own copy of `buffer[start:start + count]`.
 fn copy_of_range(
     pool: &mut BufferPool,
     buffer: &Bound<'_, PyAny>,
-    (start, count): (usize, Option<usize>),
+    range: (usize, Option<usize>),
 ) -> PyResult<IoBuf> {
     let view = CallerBuffer::read_only(buffer, "buffer")?;
     let data = view.as_slice();
-    if start > data.len() {
-        return Err(errors::bad_arg(format!(
-            "buffer_offset {start} is out of range for a buffer of {} bytes",
-            data.len()
-        )));
-    }
-    let available = data.len() - start;
-    let count = match count {
-        None => available.min(MAX_RW_COUNT),
-        Some(count) if count <= available => count,
-        Some(count) => {
-            return Err(errors::bad_arg(format!(
-                "can't write {count} bytes from a buffer of {} bytes starting at \
-                 buffer_offset {start}: bytes {start}..{} are out of range",
-                data.len(),
-                start + count
-            )))
-        }
-    };
+    let (start, count) = checked_range(data.len(), range)?;
     pool.copy_of(&data[start..start + count])
+}
+
+/// Data to write or send: the ring's copy, or (``copy=False``) an export of the caller's
+/// buffer held until the completion, and the span of it to use.
+fn source_of_range(
+    pool: &mut BufferPool,
+    buffer: &Bound<'_, PyAny>,
+    range: (usize, Option<usize>),
+    copy: bool,
+) -> PyResult<Source> {
+    if copy {
+        let data = copy_of_range(pool, buffer, range)?;
+        return Ok(Source::Copy(data));
+    }
+    let held = HeldBuffer::new(buffer, "buffer", Access::ReadOnly)?;
+    let (start, count) = checked_range(held.len(), range)?;
+    Ok(Source::Borrowed { held, start, count })
+}
+
+/// A writable export of `buffer` for the kernel to fill in place, capped at what one read
+/// moves.
+fn destination_in(buffer: &Bound<'_, PyAny>) -> PyResult<HeldBuffer> {
+    HeldBuffer::new(buffer, "buffer", Access::Writable)
 }

@@ -3,10 +3,10 @@
 
 use pyo3::prelude::*;
 
-use super::{byte_range, copy_of_range};
+use super::{byte_range, destination_in, source_of_range};
 use crate::address;
 use crate::args::{self, int_in};
-use crate::buffer::CallerBuffer;
+use crate::caller_buffer::CallerBuffer;
 use crate::errors::bad_arg;
 use crate::ops::net;
 use crate::ring::IoUring;
@@ -106,7 +106,9 @@ impl IoUring {
     /// :attr:`~CompletionEvent.result` is the number of bytes sent, which can be less than
     /// asked; its :attr:`~CompletionEvent.buffer` is ``None``.
     ///
-    /// The data is copied when this is called, so ``buffer`` may be changed straight away.
+    /// By default the data is copied when this is called, so ``buffer`` may be changed
+    /// straight away. With ``copy=False`` the kernel reads ``buffer`` in place, as for
+    /// :meth:`prep_write`: the ring holds an export of it until the completion is reaped.
     ///
     /// :param fd: The socket, as a file descriptor or an object with ``fileno()``.
     /// :param buffer: Any contiguous object with the buffer protocol.
@@ -114,14 +116,16 @@ impl IoUring {
     ///     ``buffer_offset``.
     /// :param buffer_offset: Where in ``buffer`` the data starts; by default ``0``.
     /// :param flags: ``MSG_*`` flags for ``send(2)``, such as :data:`socket.MSG_NOSIGNAL`.
+    /// :param copy: ``False`` to send from ``buffer`` itself instead of the ring's copy.
     /// :param sqe_flags: Flags from :func:`make_sqe_flags`; ``skip_success`` is refused.
     /// :returns: The operation's ``user_data``.
     /// :raises ValueError: ``count`` or ``buffer_offset`` reach past the end of the buffer, or
     ///     an argument is out of range.
     #[pyo3(
-        signature = (fd, buffer, count=None, buffer_offset=None, flags=None, *, sqe_flags=None),
-        text_signature = "($self, fd, buffer, count=None, buffer_offset=None, flags=0, *, sqe_flags=None)"
+        signature = (fd, buffer, count=None, buffer_offset=None, flags=None, *, copy=true, sqe_flags=None),
+        text_signature = "($self, fd, buffer, count=None, buffer_offset=None, flags=0, *, copy=True, sqe_flags=None)"
     )]
+    #[allow(clippy::too_many_arguments)] // the seed's signature, plus copy
     fn prep_send(
         &self,
         fd: &Bound<'_, PyAny>,
@@ -129,6 +133,7 @@ impl IoUring {
         count: Option<&Bound<'_, PyAny>>,
         buffer_offset: Option<&Bound<'_, PyAny>>,
         flags: Option<&Bound<'_, PyAny>>,
+        copy: bool,
         sqe_flags: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<u64> {
         let fd = args::fd(fd, "fd")?;
@@ -137,7 +142,7 @@ impl IoUring {
         self.queue(sqe_flags, |pool| {
             Ok(net::send(
                 fd,
-                copy_of_range(pool, buffer, range)?,
+                source_of_range(pool, buffer, range, copy)?,
                 msg_flags,
             ))
         })
@@ -170,6 +175,41 @@ impl IoUring {
         let msg_flags = msg_flags(flags)?;
         self.queue(sqe_flags, |pool| {
             Ok(net::recv(fd, pool.take(byte_count as usize)?, msg_flags))
+        })
+    }
+
+    /// Queues a ``recv(2)`` from a socket straight into the caller's ``buffer``, up to its
+    /// length (``IORING_OP_RECV``, Linux 5.6). The completion's
+    /// :attr:`~CompletionEvent.result` is the number of bytes received (``0`` when the peer
+    /// has shut down); they are at the start of ``buffer``. Its
+    /// :attr:`~CompletionEvent.buffer` is ``None``.
+    ///
+    /// As for :meth:`prep_read_into`, the ring holds an export of ``buffer`` until the
+    /// completion is reaped; do not use the buffer before then.
+    ///
+    /// :param fd: The socket, as a file descriptor or an object with ``fileno()``.
+    /// :param buffer: A writable contiguous buffer (:class:`bytearray`, a :class:`memoryview`
+    ///     slice of one, :class:`array.array`, :class:`mmap.mmap`, ...).
+    /// :param flags: ``MSG_*`` flags for ``recv(2)``, such as :data:`socket.MSG_WAITALL`.
+    /// :param sqe_flags: Flags from :func:`make_sqe_flags`; ``skip_success`` is refused.
+    /// :returns: The operation's ``user_data``.
+    /// :raises TypeError: ``buffer`` is not a writable bytes-like object.
+    /// :raises ValueError: ``buffer`` is not contiguous, or an argument is out of range.
+    #[pyo3(
+        signature = (fd, buffer, flags=None, *, sqe_flags=None),
+        text_signature = "($self, fd, buffer, flags=0, *, sqe_flags=None)"
+    )]
+    fn prep_recv_into(
+        &self,
+        fd: &Bound<'_, PyAny>,
+        buffer: &Bound<'_, PyAny>,
+        flags: Option<&Bound<'_, PyAny>>,
+        sqe_flags: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<u64> {
+        let fd = args::fd(fd, "fd")?;
+        let msg_flags = msg_flags(flags)?;
+        self.queue(sqe_flags, |_| {
+            Ok(net::recv_into(fd, destination_in(buffer)?, msg_flags))
         })
     }
 }

@@ -8,8 +8,9 @@ use io_uring::types::{Fd, FsyncFlags, OpenHow};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use super::{OpInfo, Prepared};
+use super::{destination_parts, OpInfo, Prepared, Source};
 use crate::buffer::IoBuf;
+use crate::caller_buffer::HeldBuffer;
 use crate::inflight::{Finished, Keep, KeepAlive, Owned};
 use crate::statx::StatxResult;
 
@@ -34,6 +35,14 @@ pub const WRITE: OpInfo = OpInfo {
     method: "prep_write",
     opcode: opcode::Write::CODE,
     opcode_name: "IORING_OP_WRITE",
+    since: "5.6",
+};
+
+/// `pread(2)` / `read(2)` into the caller's buffer; holds an export of it.
+pub const READ_INTO: OpInfo = OpInfo {
+    method: "prep_read_into",
+    opcode: opcode::Read::CODE,
+    opcode_name: "IORING_OP_READ",
     since: "5.6",
 };
 
@@ -69,14 +78,24 @@ pub fn read(fd: i32, destination: IoBuf, offset: u64) -> Prepared {
     }
 }
 
-pub fn write(fd: i32, source: IoBuf, offset: u64) -> Prepared {
-    let entry = opcode::Write::new(Fd(fd), source.as_mut_ptr(), capacity_u32(&source))
-        .offset(offset)
-        .build();
+pub fn write(fd: i32, source: Source, offset: u64) -> Prepared {
+    let (ptr, len, owned) = source.into_parts();
+    let entry = opcode::Write::new(Fd(fd), ptr, len).offset(offset).build();
     Prepared {
         op: &WRITE,
         entry,
-        owned: Owned::Source(source),
+        owned,
+    }
+}
+
+/// `offset` is `u64::MAX` for the file's current position.
+pub fn read_into(fd: i32, destination: HeldBuffer, offset: u64) -> Prepared {
+    let (ptr, len, owned) = destination_parts(destination);
+    let entry = opcode::Read::new(Fd(fd), ptr, len).offset(offset).build();
+    Prepared {
+        op: &READ_INTO,
+        entry,
+        owned,
     }
 }
 

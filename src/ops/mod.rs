@@ -10,7 +10,51 @@ pub mod process;
 
 use io_uring::squeue::Entry;
 
+use crate::buffer::IoBuf;
+use crate::caller_buffer::HeldBuffer;
 use crate::inflight::Owned;
+
+/// The memory a write or send reads: the ring's copy, or a span of the caller's buffer.
+pub enum Source {
+    Copy(IoBuf),
+    Borrowed {
+        held: HeldBuffer,
+        start: usize,
+        count: usize,
+    },
+}
+
+impl Source {
+    /// The address and length to put in the SQE, and what the operation must own for them to
+    /// stay valid.
+    fn into_parts(self) -> (*const u8, u32, Owned) {
+        match self {
+            Source::Copy(buf) => (
+                buf.as_mut_ptr(),
+                capped_u32(buf.capacity()),
+                Owned::Source(buf),
+            ),
+            Source::Borrowed { held, start, count } => {
+                // SAFETY: `start + count <= held.len()` was checked when the span was made, so
+                // the pointer stays inside the exported memory (or one past its end if empty).
+                let ptr = unsafe { held.as_ptr().add(start) };
+                (ptr, capped_u32(count), Owned::Borrowed(held))
+            }
+        }
+    }
+}
+
+/// A caller's buffer the kernel writes into in place: its address, its length (capped at what
+/// one read or receive can move), and the export that keeps it valid.
+fn destination_parts(held: HeldBuffer) -> (*mut u8, u32, Owned) {
+    (held.as_ptr(), capped_u32(held.len()), Owned::Borrowed(held))
+}
+
+/// A length for an SQE's 32-bit `len`, capped at Linux's `MAX_RW_COUNT` (a read or write never
+/// moves more in one call).
+fn capped_u32(len: usize) -> u32 {
+    len.min(0x7fff_f000) as u32
+}
 
 /// What the library needs to know about an io_uring opcode it offers.
 pub struct OpInfo {
@@ -34,6 +78,7 @@ pub struct Prepared {
 pub const ALL: &[&OpInfo] = &[
     &files::OPENAT,
     &files::READ,
+    &files::READ_INTO,
     &files::WRITE,
     &files::CLOSE,
     &net::SOCKET,
@@ -41,6 +86,7 @@ pub const ALL: &[&OpInfo] = &[
     &net::CONNECT_V6,
     &net::SEND,
     &net::RECV,
+    &net::RECV_INTO,
     &net::CONNECT,
     &net::ACCEPT,
     &net::BIND,

@@ -6,9 +6,10 @@ use io_uring::types::Fd;
 use pyo3::prelude::*;
 
 use super::files::capacity_u32;
-use super::{OpInfo, Prepared};
+use super::{destination_parts, OpInfo, Prepared, Source};
 use crate::address;
 use crate::buffer::IoBuf;
+use crate::caller_buffer::HeldBuffer;
 use crate::inflight::{Finished, Keep, Owned};
 
 /// `socket(2)`; owns nothing.
@@ -109,6 +110,14 @@ pub const RECV: OpInfo = OpInfo {
     since: "5.6",
 };
 
+/// `recv(2)` into the caller's buffer; holds an export of it.
+pub const RECV_INTO: OpInfo = OpInfo {
+    method: "prep_recv_into",
+    opcode: opcode::Recv::CODE,
+    opcode_name: "IORING_OP_RECV",
+    since: "5.6",
+};
+
 /// A socket address in the form the kernel reads.
 pub enum SocketAddress {
     V4(libc::sockaddr_in),
@@ -154,13 +163,21 @@ pub fn connect(op: &'static OpInfo, fd: i32, address: Box<SocketAddress>) -> Pre
     }
 }
 
-pub fn send(fd: i32, source: IoBuf, msg_flags: i32) -> Prepared {
+pub fn send(fd: i32, source: Source, msg_flags: i32) -> Prepared {
+    let (ptr, len, owned) = source.into_parts();
     Prepared {
         op: &SEND,
-        entry: opcode::Send::new(Fd(fd), source.as_mut_ptr(), capacity_u32(&source))
-            .flags(msg_flags)
-            .build(),
-        owned: Owned::Source(source),
+        entry: opcode::Send::new(Fd(fd), ptr, len).flags(msg_flags).build(),
+        owned,
+    }
+}
+
+pub fn recv_into(fd: i32, destination: HeldBuffer, msg_flags: i32) -> Prepared {
+    let (ptr, len, owned) = destination_parts(destination);
+    Prepared {
+        op: &RECV_INTO,
+        entry: opcode::Recv::new(Fd(fd), ptr, len).flags(msg_flags).build(),
+        owned,
     }
 }
 
