@@ -30,17 +30,17 @@ from pathlib import Path
 from century_ring import IoUring, make_io_ring
 
 BLOCK = 128 << 10
-FILE_SIZE = 256 << 20
-BLOCKS = FILE_SIZE // BLOCK
+#: How many blocks the test file holds (``--file-mib`` sets it); reads wrap around at its end.
+BLOCKS = (256 << 20) // BLOCK
 
 
-def make_file(directory: str) -> str:
-    """A page-cached file of FILE_SIZE random bytes (created once, then read fully)."""
-    path = os.path.join(directory, "century-ring-read-into.bin")
-    if not os.path.exists(path) or os.path.getsize(path) != FILE_SIZE:
+def make_file(directory: str, mib: int) -> str:
+    """A page-cached file of ``mib`` MiB of random bytes (created once, then read fully)."""
+    path = os.path.join(directory, f"century-ring-read-into-{mib}.bin")
+    if not os.path.exists(path) or os.path.getsize(path) != mib << 20:
         with open(path, "wb") as f:
             chunk = os.urandom(1 << 20)
-            for _ in range(FILE_SIZE >> 20):
+            for _ in range(mib):
                 f.write(chunk)
     with open(path, "rb") as f:
         while f.read(1 << 24):
@@ -121,11 +121,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--depth", default="1,8", help="comma-separated queue depths")
     parser.add_argument("--dir", default="/var/tmp", help="where the test file lives")
+    parser.add_argument("--file-mib", type=int, default=256, help="size of the test file")
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args(argv)
     depths = [int(d) for d in args.depth.split(",")]
+    global BLOCKS
+    BLOCKS = max(1, (args.file_mib << 20) // BLOCK)
 
-    path = make_file(args.dir if os.path.isdir(args.dir) else tempfile.gettempdir())
+    path = make_file(args.dir if os.path.isdir(args.dir) else tempfile.gettempdir(), args.file_mib)
     fd = os.open(path, os.O_RDONLY)
     ring = make_io_ring(256)
     contenders: dict[str, Callable[[int], int]] = {
@@ -136,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"# {platform.node()} {platform.release()} {os.cpu_count()} cpus, "
         f"Python {platform.python_version()}; {BLOCK >> 10} KiB reads of a "
-        f"{FILE_SIZE >> 20} MiB cached file, {args.rounds} rounds x {args.seconds} s",
+        f"{args.file_mib} MiB cached file, {args.rounds} rounds x {args.seconds} s",
         file=sys.stderr,
     )
     results: list[dict[str, object]] = []

@@ -63,3 +63,32 @@ def test_quick_run_writes_a_complete_report(tmp_path: Path) -> None:
         "submit_32_nops_ns",
     ):
         assert overhead[metric] > 0, metric
+
+
+def test_read_into_bench_reports_both_paths(tmp_path: Path) -> None:
+    script = RUN.parent / "read_into.py"
+    out = tmp_path / "read_into.json"
+    proc = subprocess.run(
+        [
+            *(sys.executable, str(script), "--seconds", "0.1", "--rounds", "1"),
+            *("--depth", "1,4", "--file-mib", "4", "--dir", str(tmp_path), "--json", str(out)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads(out.read_text())["results"]
+    rates = {
+        (r["depth"], r["contender"]): r["gb_per_s_median"] for r in results if "contender" in r
+    }
+    assert set(rates) == {
+        (1, "prep_read"),
+        (1, "prep_read_into"),
+        (1, "os.preadv"),
+        (4, "prep_read"),
+        (4, "prep_read_into"),
+    }
+    assert all(rate > 0 for rate in rates.values())
+    ratios = [r for r in results if "ratio" in r]
+    assert [r["depth"] for r in ratios] == [1, 4] and all(r["median"] > 0 for r in ratios)
