@@ -343,8 +343,8 @@ pub fn register_buffers(ring: &mut RingState, held: Vec<HeldBuffer>) -> PyResult
         return Err(PyOSError::new_err((
             libc::EBUSY,
             format!(
-                "{} buffers are already registered on this ring; call unregister_buffers() \
-                 first",
+                "buffers are already registered on this ring ({} of them); call \
+                 unregister_buffers() first",
                 buffers.held.len()
             ),
         )));
