@@ -311,6 +311,31 @@ def test_closing_the_ring_with_fixed_file_ops_in_flight(
     assert a.recv(10) == b"x", "the socket still works: the ring let go of it"
 
 
+def test_splice_between_fixed_slots(ring: IoUring, data_file: Path, pipe: tuple[int, int]) -> None:
+    """``fixed_file`` covers splice's ``fd_out``; ``SPLICE_F_FD_IN_FIXED`` makes ``fd_in`` a slot
+    too, as the docs say."""
+    require(ring, "prep_splice")
+    r, w = pipe
+    with open(data_file, "rb") as f:
+        ring.register_files([f, w])
+    splice_f_fd_in_fixed = 1 << 31
+    cqe = succeed(ring, ring.prep_splice(0, 0, 1, -1, 10, splice_f_fd_in_fixed, sqe_flags=FIXED))
+    assert cqe.result == 10
+    assert os.read(r, 10) == bytes(range(10))
+
+
+def test_the_directory_of_an_at_operation_cannot_be_a_slot(ring: IoUring, data_file: Path) -> None:
+    dir_fd = os.open(data_file.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        ring.register_files([dir_fd])
+    finally:
+        os.close(dir_fd)
+    cqe = complete(
+        ring, ring.prep_openat(0, data_file.name, FileOpenMode.READ_ONLY, sqe_flags=FIXED)
+    )
+    assert cqe.result == -errno.EBADF
+
+
 def test_file_registration_errors(ring: IoUring, data_file: Path) -> None:
     with open(data_file, "rb") as f:
         assert "must not be empty" in unchanged_queue(
@@ -578,6 +603,29 @@ def test_dropping_the_ring_releases_registered_buffers(pipe: tuple[int, int]) ->
     del ring
     gc.collect()
     data.extend(b"x")
+
+
+def test_interpreter_exit_with_registered_buffers_in_use() -> None:
+    """A ring left open at exit, with a read into a registered buffer pending, is torn down
+    cleanly: the read is cancelled before the buffer is released."""
+    code = textwrap.dedent(
+        """
+        import os, century_ring
+        r, w = os.pipe()
+        ring = century_ring.make_io_ring().__enter__()
+        buf = bytearray(64)
+        ring.register_buffers([buf])
+        ring.prep_read_fixed(r, 0)
+        ring.submit()
+        print("leaving")
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "leaving"
+    assert "Traceback" not in result.stderr and "panicked" not in result.stderr
 
 
 def test_closing_the_ring_with_registered_buffers_and_nothing_in_flight() -> None:
