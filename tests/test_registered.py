@@ -577,6 +577,25 @@ def test_unregister_binds_queued_reads_to_their_own_buffers(
         new.extend(b"x")
 
 
+def test_unregister_buffers_on_an_sqpoll_ring(pipe: tuple[int, int]) -> None:
+    """With a kernel submission thread, unregister_buffers still lets the queued read bind to
+    its own buffer before the registration goes."""
+    r, w = pipe
+    try:
+        ring = make_io_ring(sqpoll_idle_ms=50)
+    except OSError as err:
+        pytest.skip(f"SQPOLL is not available here: {err}")
+    with ring:
+        data = bytearray(8)
+        ring.register_buffers([data])
+        ud = ring.prep_read_fixed(r, 0)
+        ring.unregister_buffers()
+        assert ring.pending_sq_entries == 0
+        os.write(w, b"sqpolled")
+        assert succeed(ring, ud).result == 8
+        assert data == b"sqpolled"
+
+
 def test_closing_the_ring_with_a_read_fixed_in_flight(pipe: tuple[int, int]) -> None:
     r, w = pipe
     data = bytearray(64)
