@@ -177,7 +177,7 @@ fn file_slots(ring: &mut RingState, method: &str, what: &str) -> PyResult<u32> {
 
 /// Checks that `slot` is a slot of the registered file table.
 pub fn check_slot(ring: &mut RingState, slot: u32, method: &str, name: &str) -> PyResult<()> {
-    let slots = file_slots(ring, method, &format!("a fixed {name}"))?;
+    let slots = file_slots(ring, method, &format!("{name} {slot}"))?;
     if slot >= slots {
         return Err(bad_arg(format!(
             "{method}: {name} {slot} is out of range: the registered file table has {slots} \
