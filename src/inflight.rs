@@ -7,6 +7,7 @@
 //! newer operation in a reused slot.
 
 use std::ffi::CString;
+use std::sync::Arc;
 
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -14,6 +15,7 @@ use pyo3::types::PyBytes;
 use crate::buffer::IoBuf;
 use crate::caller_buffer::HeldBuffer;
 use crate::ops::net::SocketAddress;
+use crate::registered::RegisteredBuffers;
 
 /// What an operation owns until its completion arrives. Some variants are never read: they
 /// exist to keep memory alive, and to free it when dropped.
@@ -33,6 +35,9 @@ pub enum Owned {
     Borrowed(HeldBuffer),
     /// A socket address (connect).
     Address(Box<SocketAddress>),
+    /// A reference to the registered buffers a fixed-buffer read or write uses, which keeps
+    /// their exports alive even if they are unregistered or the ring is closed meanwhile.
+    Registered(Arc<RegisteredBuffers>),
     /// Anything else an operation points into (several paths, a timespec, a statx buffer, a
     /// msghdr with its iovecs and address), and how its completion reads it.
     Kept(Box<dyn Keep>),

@@ -10,6 +10,7 @@ mod face;
 mod fork;
 mod inflight;
 mod ops;
+mod registered;
 mod ring;
 mod ring_state;
 mod setup;
@@ -27,5 +28,6 @@ fn _century_ring(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(setup::make_io_ring, m)?)?;
     m.add_function(wrap_pyfunction!(sqe_flags::make_sqe_flags, m)?)?;
     m.add("AT_FDCWD", ring::AT_FDCWD)?;
+    m.add("ALLOC_FILE_INDEX", registered::ALLOC_FILE_INDEX)?;
     Ok(())
 }

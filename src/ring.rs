@@ -61,7 +61,10 @@ impl IoUring {
     }
 
     /// Runs `f` on the open ring.
-    fn with_ring<R>(&self, f: impl FnOnce(&mut RingState) -> PyResult<R>) -> PyResult<R> {
+    pub(crate) fn with_ring<R>(
+        &self,
+        f: impl FnOnce(&mut RingState) -> PyResult<R>,
+    ) -> PyResult<R> {
         let mut guard = self.lock()?;
         f(guard.as_mut().ok_or_else(errors::closed)?)
     }
@@ -73,9 +76,19 @@ impl IoUring {
         sqe_flags: Option<&Bound<'_, PyAny>>,
         build: impl FnOnce(&mut BufferPool) -> PyResult<Prepared>,
     ) -> PyResult<u64> {
+        self.queue_with(sqe_flags, |ring| build(ring.pool()))
+    }
+
+    /// As [`IoUring::queue`], for operations built from the ring's own state (registered files
+    /// and buffers, kernel features), read under the same lock that queues them.
+    pub(crate) fn queue_with(
+        &self,
+        sqe_flags: Option<&Bound<'_, PyAny>>,
+        build: impl FnOnce(&mut RingState) -> PyResult<Prepared>,
+    ) -> PyResult<u64> {
         let flags = sqe_flags::parse(sqe_flags)?;
         self.with_ring(|ring| {
-            let prepared = build(ring.pool())?;
+            let prepared = build(ring)?;
             let op = prepared.op;
             if flags.contains(sqe_flags::BUFFER_SELECT) {
                 return Err(errors::bad_arg(format!(

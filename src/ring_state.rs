@@ -19,6 +19,7 @@ use crate::completion::{CompletionEvent, CQE_F_MORE};
 use crate::errors;
 use crate::inflight::{InFlight, Owned, INTERNAL_USER_DATA};
 use crate::ops::Prepared;
+use crate::registered::Registrations;
 
 /// How long closing waits for the kernel to give back operations' memory before warning.
 pub const DRAIN_WARN_AFTER: Duration = Duration::from_secs(2);
@@ -45,6 +46,8 @@ pub struct RingState {
     owned_eventfd: Option<OwnedFd>,
     /// Buffers of reaped operations, for the next ones.
     pool: BufferPool,
+    /// Registered files and buffers.
+    registered: Registrations,
 }
 
 /// Why a drain stopped.
@@ -69,6 +72,7 @@ impl RingState {
             probe,
             owned_eventfd: None,
             pool: BufferPool::new(),
+            registered: Registrations::default(),
         }
     }
 
@@ -99,6 +103,11 @@ impl RingState {
 
     pub fn set_owned_eventfd(&mut self, fd: OwnedFd) {
         self.owned_eventfd = Some(fd);
+    }
+
+    /// What the ring has registered, and the submitter to change it with.
+    pub fn registrations(&mut self) -> (io_uring::Submitter<'_>, &mut Registrations) {
+        (self.ring.submitter(), &mut self.registered)
     }
 
     pub fn register_eventfd(&self, fd: i32) -> io::Result<()> {

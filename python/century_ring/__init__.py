@@ -7,6 +7,7 @@ The low-level API is synchronous: queue operations with the ``prep_*`` methods o
 from __future__ import annotations
 
 from century_ring._century_ring import (
+    ALLOC_FILE_INDEX,
     AT_FDCWD,
     CompletionEvent,
     IoUring,
@@ -18,6 +19,7 @@ from century_ring.enums import FileOpenFlag, FileOpenMode, ResolveFlag
 from century_ring.helpers import raise_for_cqe
 
 __all__ = [
+    "ALLOC_FILE_INDEX",
     "AT_FDCWD",
     "CompletionEvent",
     "FileOpenFlag",

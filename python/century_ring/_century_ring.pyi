@@ -21,6 +21,7 @@ _SocketAddress: TypeAlias = (
 )
 
 AT_FDCWD: Final[int]
+ALLOC_FILE_INDEX: Final[int]
 
 @final
 class CompletionEvent:
@@ -106,6 +107,7 @@ class IoUring:
         flags: Iterable[FileOpenFlag] | FileOpenFlag | None = None,
         permissions: int = 0o666,
         *,
+        file_index: int | None = None,
         sqe_flags: int | None = None,
     ) -> int: ...
     def prep_read(
@@ -132,6 +134,7 @@ class IoUring:
         protocol: int = 0,
         nonblocking: bool = False,
         *,
+        file_index: int | None = None,
         sqe_flags: int | None = None,
     ) -> int: ...
     def prep_connect_v4(
@@ -164,6 +167,7 @@ class IoUring:
         *,
         peer_address: bool = False,
         multishot: bool = False,
+        file_index: int | None = None,
         sqe_flags: int | None = None,
     ) -> int: ...
     def prep_connect(
@@ -279,6 +283,7 @@ class IoUring:
         permissions: int = 0o666,
         *,
         resolve: int = 0,
+        file_index: int | None = None,
         sqe_flags: int | None = None,
     ) -> int: ...
     def prep_statx(
@@ -342,6 +347,36 @@ class IoUring:
     def submit_and_wait_with_timeout(self, seconds: float, nsec: int = 0) -> int: ...
     def get_completion_entries(self) -> list[CompletionEvent]: ...
     def register_eventfd(self, event_fd: _Fd | None = None) -> int: ...
+    # Registered (fixed) files and buffers.
+    def register_files(self, fds: Iterable[_Fd | None]) -> None: ...
+    def register_files_sparse(self, count: int) -> None: ...
+    def update_registered_files(self, offset: int, fds: Iterable[_Fd | None]) -> int: ...
+    def unregister_files(self) -> None: ...
+    def register_buffers(self, buffers: Iterable[Buffer]) -> None: ...
+    def unregister_buffers(self) -> None: ...
+    def prep_read_fixed(
+        self,
+        fd: _Fd,
+        buffer_index: int,
+        offset: int = -1,
+        count: int | None = None,
+        buffer_offset: int = 0,
+        *,
+        sqe_flags: int | None = None,
+    ) -> int: ...
+    def prep_write_fixed(
+        self,
+        fd: _Fd,
+        buffer_index: int,
+        offset: int = -1,
+        count: int | None = None,
+        buffer_offset: int = 0,
+        *,
+        sqe_flags: int | None = None,
+    ) -> int: ...
+    def prep_fixed_fd_install(
+        self, slot: int, *, cloexec: bool = True, sqe_flags: int | None = None
+    ) -> int: ...
 
 def make_io_ring(
     entries: int = 256,

@@ -7,6 +7,7 @@ use super::{byte_range, copy_of_range, destination_in, offset_or_current, source
 use crate::args::{self, int_in};
 use crate::errors;
 use crate::ops::files;
+use crate::registered;
 use crate::ring::IoUring;
 
 /// The most buffers one vectored read or write takes (`IOV_MAX`).
@@ -40,16 +41,25 @@ impl IoUring {
     /// :param flags: An iterable (set, list or tuple) of :class:`FileOpenFlag`, or ``None``.
     /// :param permissions: The mode of a newly created file, masked by the process umask as
     ///     with ``open(2)``.
+    /// :param file_index: Install the new file into this slot of the registered file table
+    ///     (see :meth:`register_files`) instead of the process's descriptor table, or
+    ///     :data:`century_ring.ALLOC_FILE_INDEX` to have the kernel pick a free slot. The
+    ///     completion's :attr:`~CompletionEvent.result` is then ``0`` (or the slot picked)
+    ///     rather than a descriptor; address the file with ``make_sqe_flags(fixed_file=True)``.
+    ///     Needs Linux 5.15 (5.19 for ``ALLOC_FILE_INDEX``).
     /// :param sqe_flags: Flags from :func:`make_sqe_flags`; ``skip_success`` is refused, since
     ///     the ring owns the path.
     /// :returns: The operation's ``user_data``.
     /// :raises ValueError: ``path`` contains a NUL byte or is relative without a directory,
-    ///     ``TEMPORARY_FILE`` is combined with creation flags, or an argument is out of range.
-    /// :raises NotImplementedError: The kernel lacks ``IORING_OP_OPENAT`` (Linux 5.6).
+    ///     ``TEMPORARY_FILE`` is combined with creation flags, an argument is out of range, or
+    ///     ``file_index`` is given without a registered file table or outside it.
+    /// :raises NotImplementedError: The kernel lacks ``IORING_OP_OPENAT`` (Linux 5.6), or
+    ///     the ``file_index`` feature asked for.
     #[pyo3(
-        signature = (relative_to, path, open_mode, flags=None, permissions=None, *, sqe_flags=None),
-        text_signature = "($self, relative_to, path, open_mode, flags=None, permissions=0o666, *, sqe_flags=None)"
+        signature = (relative_to, path, open_mode, flags=None, permissions=None, *, file_index=None, sqe_flags=None),
+        text_signature = "($self, relative_to, path, open_mode, flags=None, permissions=0o666, *, file_index=None, sqe_flags=None)"
     )]
+    #[allow(clippy::too_many_arguments)] // the seed's signature, plus file_index
     fn prep_openat(
         &self,
         relative_to: Option<&Bound<'_, PyAny>>,
@@ -57,6 +67,7 @@ impl IoUring {
         open_mode: &Bound<'_, PyAny>,
         flags: Option<&Bound<'_, PyAny>>,
         permissions: Option<&Bound<'_, PyAny>>,
+        file_index: Option<&Bound<'_, PyAny>>,
         sqe_flags: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<u64> {
         let (dir_fd, path) = args::located_path(relative_to, "relative_to", path, "path")?;
@@ -66,8 +77,17 @@ impl IoUring {
             Some(value) => int_in(value, "permissions", 0, 0o7777)? as u32,
             None => 0o666,
         };
-        let prepared = files::openat(dir_fd, path, mode | flags | libc::O_CLOEXEC, permissions);
-        self.queue(sqe_flags, |_| Ok(prepared))
+        let file_index = registered::file_index_arg(file_index)?;
+        self.queue_with(sqe_flags, |ring| {
+            let slot = registered::destination(ring, file_index, "prep_openat")?;
+            Ok(files::openat(
+                dir_fd,
+                path,
+                mode | flags | libc::O_CLOEXEC,
+                permissions,
+                slot,
+            ))
+        })
     }
 
     /// Queues a ``read(2)`` (or ``pread(2)`` at an offset; ``IORING_OP_READ``, Linux 5.6) of up to
@@ -202,17 +222,29 @@ impl IoUring {
     /// Closing a descriptor does not cancel operations already queued on it: the kernel holds
     /// its own reference until they finish.
     ///
+    /// With ``sqe_flags=make_sqe_flags(fixed_file=True)``, ``fd`` is a slot of the registered
+    /// file table, and the slot is emptied instead (Linux 5.15). The kernel refuses
+    /// ``IOSQE_FIXED_FILE`` on a close, so the ring passes the slot as the close's
+    /// ``file_index`` and clears that flag; the other flags apply as given.
+    ///
     /// :param fd: A file descriptor, or an object with a ``fileno()`` method (its own
-    ///     ``close()`` is not called; only the descriptor is closed).
+    ///     ``close()`` is not called; only the descriptor is closed); with ``fixed_file``, a
+    ///     slot number.
     /// :param sqe_flags: Flags from :func:`make_sqe_flags`.
     /// :returns: The operation's ``user_data``.
+    /// :raises ValueError: With ``fixed_file``, no file table is registered or the slot is
+    ///     outside it.
     #[pyo3(signature = (fd, *, sqe_flags=None))]
     fn prep_close(
         &self,
+        py: Python<'_>,
         fd: &Bound<'_, PyAny>,
         sqe_flags: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<u64> {
         let fd = args::fd(fd, "fd")?;
+        if let Some(other_flags) = registered::without_fixed_file(py, sqe_flags)? {
+            return self.queue_close_slot(fd as u32, &other_flags);
+        }
         self.queue(sqe_flags, |_| Ok(files::close(fd)))
     }
 
@@ -510,11 +542,14 @@ impl IoUring {
     /// :param permissions: The mode of a newly created file.
     /// :param resolve: :class:`ResolveFlag` values combined with ``|``, such as
     ///     ``ResolveFlag.BENEATH | ResolveFlag.NO_SYMLINKS``.
+    /// :param file_index: As for :meth:`prep_openat`: a slot of the registered file table, or
+    ///     :data:`century_ring.ALLOC_FILE_INDEX`, to install the file into instead of the
+    ///     descriptor table.
     /// :param sqe_flags: Flags from :func:`make_sqe_flags`; ``skip_success`` is refused.
     /// :returns: The operation's ``user_data``.
     #[pyo3(
-        signature = (relative_to, path, open_mode, flags=None, permissions=None, *, resolve=None, sqe_flags=None),
-        text_signature = "($self, relative_to, path, open_mode, flags=None, permissions=0o666, *, resolve=0, sqe_flags=None)"
+        signature = (relative_to, path, open_mode, flags=None, permissions=None, *, resolve=None, file_index=None, sqe_flags=None),
+        text_signature = "($self, relative_to, path, open_mode, flags=None, permissions=0o666, *, resolve=0, file_index=None, sqe_flags=None)"
     )]
     #[allow(clippy::too_many_arguments)]
     fn prep_openat2(
@@ -525,6 +560,7 @@ impl IoUring {
         flags: Option<&Bound<'_, PyAny>>,
         permissions: Option<&Bound<'_, PyAny>>,
         resolve: Option<&Bound<'_, PyAny>>,
+        file_index: Option<&Bound<'_, PyAny>>,
         sqe_flags: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<u64> {
         let (dir_fd, path) = args::located_path(relative_to, "relative_to", path, "path")?;
@@ -535,13 +571,16 @@ impl IoUring {
         let creates = flags & libc::O_CREAT != 0 || flags & libc::O_TMPFILE == libc::O_TMPFILE;
         let permissions = if creates { permissions } else { 0 };
         let resolve = args::int_or(resolve, "resolve", 0, 0x3f, 0)? as u64;
-        self.queue(sqe_flags, |_| {
+        let file_index = registered::file_index_arg(file_index)?;
+        self.queue_with(sqe_flags, |ring| {
+            let slot = registered::destination(ring, file_index, "prep_openat2")?;
             Ok(files::openat2(
                 dir_fd,
                 path,
                 flags as u32 as u64,
                 permissions,
                 resolve,
+                slot,
             ))
         })
     }

@@ -1,12 +1,13 @@
 //! Operations of `IoUring` that touch no file's data: no-op, cancellation, timeouts, polling,
 //! messages to other rings.
 
-use io_uring::types::{CancelBuilder, Fd, Timespec};
+use io_uring::types::{CancelBuilder, Fd, Fixed, Timespec};
 use pyo3::prelude::*;
 
 use crate::args::{self, int_in};
 use crate::errors;
 use crate::ops::misc;
+use crate::registered;
 use crate::ring::IoUring;
 
 #[pymethods]
@@ -41,7 +42,9 @@ impl IoUring {
     /// (5.19). A cancelled operation still completes, usually with ``-ECANCELED``.
     ///
     /// :param user_data: The operation to cancel.
-    /// :param fd: Cancel operations on this file descriptor instead.
+    /// :param fd: Cancel operations on this file descriptor instead; with
+    ///     ``sqe_flags=make_sqe_flags(fixed_file=True)``, on this slot of the registered file
+    ///     table (``IORING_ASYNC_CANCEL_FD_FIXED``).
     /// :param all: With ``user_data`` or ``fd``: cancel every match, not just the first.
     /// :param sqe_flags: Flags from :func:`make_sqe_flags`.
     /// :returns: The cancellation's own ``user_data``. Its completion's
@@ -52,6 +55,7 @@ impl IoUring {
     #[pyo3(signature = (user_data=None, *, fd=None, all=false, sqe_flags=None))]
     fn prep_cancel(
         &self,
+        py: Python<'_>,
         user_data: Option<&Bound<'_, PyAny>>,
         fd: Option<&Bound<'_, PyAny>>,
         all: bool,
@@ -59,6 +63,9 @@ impl IoUring {
     ) -> PyResult<u64> {
         let user_data = user_data.filter(|v| !v.is_none());
         let fd = fd.filter(|v| !v.is_none());
+        // A fixed slot to cancel by goes in the cancel's own flags, not in IOSQE_FIXED_FILE,
+        // which a cancel ignores.
+        let fixed = registered::without_fixed_file(py, sqe_flags)?;
         let target = match (user_data, fd) {
             (Some(_), Some(_)) => {
                 return Err(errors::bad_arg(
@@ -68,10 +75,17 @@ impl IoUring {
             (Some(ud), None) => {
                 CancelBuilder::user_data(int_in(ud, "user_data", 0, i64::MAX)? as u64)
             }
-            (None, Some(fd)) => CancelBuilder::fd(Fd(args::fd(fd, "fd")?)),
+            (None, Some(fd)) => match fixed {
+                Some(_) => CancelBuilder::fd(Fixed(args::fd(fd, "fd")? as u32)),
+                None => CancelBuilder::fd(Fd(args::fd(fd, "fd")?)),
+            },
             (None, None) => CancelBuilder::any(),
         };
         let target = if all { target.all() } else { target };
+        let sqe_flags = match &fixed {
+            Some(other_flags) if fd.is_some() => Some(other_flags.as_any()),
+            _ => sqe_flags,
+        };
         self.queue(sqe_flags, |_| Ok(misc::cancel(target)))
     }
 

@@ -7,6 +7,7 @@ mod fs;
 mod misc;
 mod net;
 mod process;
+mod registered;
 
 use pyo3::prelude::*;
 

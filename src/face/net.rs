@@ -9,6 +9,7 @@ use crate::args::{self, int_in};
 use crate::caller_buffer::CallerBuffer;
 use crate::errors::bad_arg;
 use crate::ops::net;
+use crate::registered;
 use crate::ring::IoUring;
 
 #[pymethods]
@@ -20,12 +21,16 @@ impl IoUring {
     /// :param type: The socket type, such as :data:`socket.SOCK_STREAM`.
     /// :param protocol: The protocol; ``0`` picks the default for the type.
     /// :param nonblocking: Add ``SOCK_NONBLOCK``.
+    /// :param file_index: Install the socket into this slot of the registered file table
+    ///     instead of the descriptor table, or :data:`century_ring.ALLOC_FILE_INDEX` to have
+    ///     the kernel pick a free slot; the completion's :attr:`~CompletionEvent.result` is then
+    ///     ``0`` (or the slot picked). As for :meth:`prep_openat`.
     /// :param sqe_flags: Flags from :func:`make_sqe_flags`.
     /// :returns: The operation's ``user_data``.
     /// :raises NotImplementedError: The kernel lacks ``IORING_OP_SOCKET`` (Linux 5.19).
     #[pyo3(
-        signature = (domain, r#type, protocol=None, nonblocking=false, *, sqe_flags=None),
-        text_signature = "($self, domain, type, protocol=0, nonblocking=False, *, sqe_flags=None)"
+        signature = (domain, r#type, protocol=None, nonblocking=false, *, file_index=None, sqe_flags=None),
+        text_signature = "($self, domain, type, protocol=0, nonblocking=False, *, file_index=None, sqe_flags=None)"
     )]
     fn prep_create_socket(
         &self,
@@ -33,6 +38,7 @@ impl IoUring {
         r#type: &Bound<'_, PyAny>,
         protocol: Option<&Bound<'_, PyAny>>,
         nonblocking: bool,
+        file_index: Option<&Bound<'_, PyAny>>,
         sqe_flags: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<u64> {
         let domain = int_in(domain, "domain", 0, i32::MAX.into())? as i32;
@@ -45,8 +51,10 @@ impl IoUring {
         if nonblocking {
             socket_type |= libc::SOCK_NONBLOCK;
         }
-        self.queue(sqe_flags, |_| {
-            Ok(net::socket(domain, socket_type, protocol))
+        let file_index = registered::file_index_arg(file_index)?;
+        self.queue_with(sqe_flags, |ring| {
+            let slot = registered::destination(ring, file_index, "prep_create_socket")?;
+            Ok(net::socket(domain, socket_type, protocol, slot))
         })
     }
 
@@ -242,22 +250,30 @@ impl IoUring {
     ///     (:data:`socket.SOCK_CLOEXEC` is accepted and always added anyway).
     /// :param peer_address: Report the peer's address as the completion's ``extra``.
     /// :param multishot: Keep accepting until cancelled or failed.
+    /// :param file_index: Install the connection into this slot of the registered file table
+    ///     instead of the descriptor table, or :data:`century_ring.ALLOC_FILE_INDEX` to have
+    ///     the kernel pick a free slot; the completion's :attr:`~CompletionEvent.result` is then
+    ///     ``0`` (or the slot picked). As for :meth:`prep_openat`. A multishot accept takes only
+    ///     ``ALLOC_FILE_INDEX``, each completion giving the slot of one connection.
     /// :param sqe_flags: Flags from :func:`make_sqe_flags`; ``skip_success`` is refused with
     ///     ``peer_address=True``.
     /// :returns: The operation's ``user_data``.
-    /// :raises ValueError: ``flags`` has other bits, or ``peer_address`` and ``multishot`` are
-    ///     both true (one address buffer cannot serve many accepts).
+    /// :raises ValueError: ``flags`` has other bits, ``peer_address`` and ``multishot`` are
+    ///     both true (one address buffer cannot serve many accepts), or ``file_index`` is a
+    ///     slot number with ``multishot``.
     /// :raises NotImplementedError: The kernel lacks ``IORING_OP_ACCEPT`` (Linux 5.5).
     #[pyo3(
-        signature = (fd, flags=None, *, peer_address=false, multishot=false, sqe_flags=None),
-        text_signature = "($self, fd, flags=0, *, peer_address=False, multishot=False, sqe_flags=None)"
+        signature = (fd, flags=None, *, peer_address=false, multishot=false, file_index=None, sqe_flags=None),
+        text_signature = "($self, fd, flags=0, *, peer_address=False, multishot=False, file_index=None, sqe_flags=None)"
     )]
+    #[allow(clippy::too_many_arguments)]
     fn prep_accept(
         &self,
         fd: &Bound<'_, PyAny>,
         flags: Option<&Bound<'_, PyAny>>,
         peer_address: bool,
         multishot: bool,
+        file_index: Option<&Bound<'_, PyAny>>,
         sqe_flags: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<u64> {
         let fd = args::fd(fd, "fd")?;
@@ -281,8 +297,17 @@ impl IoUring {
             ));
         }
         let accept_flags = accept_flags | libc::SOCK_CLOEXEC;
-        self.queue(sqe_flags, |_| {
-            Ok(net::accept(fd, accept_flags, peer_address, multishot))
+        let file_index = registered::file_index_arg(file_index)?;
+        if multishot && matches!(file_index, Some(registered::FileIndex::Slot(_))) {
+            return Err(bad_arg(
+                "file_index: a multishot accept installs many connections, so it takes only \
+                 ALLOC_FILE_INDEX (the kernel picks a free slot for each), not a slot number"
+                    .to_owned(),
+            ));
+        }
+        self.queue_with(sqe_flags, |ring| {
+            let slot = registered::destination(ring, file_index, "prep_accept")?;
+            Ok(net::accept(fd, accept_flags, peer_address, multishot, slot))
         })
     }
 

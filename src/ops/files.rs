@@ -4,7 +4,7 @@
 use std::ffi::CString;
 
 use io_uring::opcode;
-use io_uring::types::{Fd, FsyncFlags, OpenHow};
+use io_uring::types::{DestinationSlot, Fd, FsyncFlags, OpenHow};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
@@ -54,10 +54,24 @@ pub const CLOSE: OpInfo = OpInfo {
     since: "5.6",
 };
 
-pub fn openat(dir_fd: i32, path: CString, flags: i32, mode: u32) -> Prepared {
+/// With `file_index`, the file goes into that fixed slot instead of the descriptor table, and
+/// `O_CLOEXEC` is dropped: the kernel refuses it for a slot, which no `exec` can inherit.
+pub fn openat(
+    dir_fd: i32,
+    path: CString,
+    flags: i32,
+    mode: u32,
+    file_index: Option<DestinationSlot>,
+) -> Prepared {
+    let flags = if file_index.is_some() {
+        flags & !libc::O_CLOEXEC
+    } else {
+        flags
+    };
     let entry = opcode::OpenAt::new(Fd(dir_fd), path.as_ptr())
         .flags(flags)
         .mode(mode)
+        .file_index(file_index)
         .build();
     Prepared {
         op: &OPENAT,
@@ -372,12 +386,28 @@ struct OpenAt2Args {
 
 impl Keep for OpenAt2Args {}
 
-pub fn openat2(dir_fd: i32, path: CString, flags: u64, mode: u64, resolve: u64) -> Prepared {
+/// With `file_index`, the file goes into that fixed slot instead of the descriptor table (and
+/// `O_CLOEXEC` is dropped, as for [`openat`]).
+pub fn openat2(
+    dir_fd: i32,
+    path: CString,
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+    file_index: Option<DestinationSlot>,
+) -> Prepared {
+    let flags = if file_index.is_some() {
+        flags & !(libc::O_CLOEXEC as u64)
+    } else {
+        flags
+    };
     let args = Box::new(OpenAt2Args {
         path,
         how: Box::new(OpenHow::new().flags(flags).mode(mode).resolve(resolve)),
     });
-    let entry = opcode::OpenAt2::new(Fd(dir_fd), args.path.as_ptr(), &*args.how).build();
+    let entry = opcode::OpenAt2::new(Fd(dir_fd), args.path.as_ptr(), &*args.how)
+        .file_index(file_index)
+        .build();
     Prepared {
         op: &OPENAT2,
         entry,

@@ -7,6 +7,7 @@ pub mod fs;
 pub mod misc;
 pub mod net;
 pub mod process;
+pub mod registered;
 
 use io_uring::squeue::Entry;
 
@@ -119,4 +120,7 @@ pub const ALL: &[&OpInfo] = &[
     &fs::SYMLINKAT,
     &fs::LINKAT,
     &process::WAITID,
+    &registered::READ_FIXED,
+    &registered::WRITE_FIXED,
+    &registered::FIXED_FD_INSTALL,
 ];

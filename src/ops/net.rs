@@ -2,7 +2,7 @@
 //! datagrams with addresses (sendmsg/recvmsg).
 
 use io_uring::opcode;
-use io_uring::types::Fd;
+use io_uring::types::{DestinationSlot, Fd};
 use pyo3::prelude::*;
 
 use super::files::capacity_u32;
@@ -144,12 +144,31 @@ impl SocketAddress {
     }
 }
 
-/// `type_flags` already carries `SOCK_CLOEXEC` and, if asked, `SOCK_NONBLOCK`.
-pub fn socket(domain: i32, type_flags: i32, protocol: i32) -> Prepared {
+/// `type_flags` already carries `SOCK_CLOEXEC` and, if asked, `SOCK_NONBLOCK`. With
+/// `file_index`, the socket goes into that fixed slot instead of the descriptor table, and
+/// `SOCK_CLOEXEC` is dropped: the kernel refuses it for a slot.
+pub fn socket(
+    domain: i32,
+    type_flags: i32,
+    protocol: i32,
+    file_index: Option<DestinationSlot>,
+) -> Prepared {
+    let type_flags = without_cloexec(type_flags, file_index);
     Prepared {
         op: &SOCKET,
-        entry: opcode::Socket::new(domain, type_flags, protocol).build(),
+        entry: opcode::Socket::new(domain, type_flags, protocol)
+            .file_index(file_index)
+            .build(),
         owned: Owned::Nothing,
+    }
+}
+
+/// The kernel refuses `SOCK_CLOEXEC` when the new file goes into a fixed slot.
+fn without_cloexec(flags: i32, file_index: Option<DestinationSlot>) -> i32 {
+    if file_index.is_some() {
+        flags & !libc::SOCK_CLOEXEC
+    } else {
+        flags
     }
 }
 
@@ -210,12 +229,25 @@ impl Keep for PeerAddress {
 }
 
 /// `accept_flags` already carries `SOCK_CLOEXEC`. A multishot accept stays armed, and keeps its
-/// slot in the in-flight table, until a completion without `IORING_CQE_F_MORE`.
-pub fn accept(fd: i32, accept_flags: i32, peer_address: bool, multishot: bool) -> Prepared {
+/// slot in the in-flight table, until a completion without `IORING_CQE_F_MORE`. With
+/// `file_index`, connections go into fixed slots instead of the descriptor table (a multishot
+/// accept can only have the kernel pick them: the caller checked it is the "alloc" slot), and
+/// `SOCK_CLOEXEC` is dropped, as for [`socket`].
+pub fn accept(
+    fd: i32,
+    accept_flags: i32,
+    peer_address: bool,
+    multishot: bool,
+    file_index: Option<DestinationSlot>,
+) -> Prepared {
+    let accept_flags = without_cloexec(accept_flags, file_index);
     if multishot {
         return Prepared {
             op: &ACCEPT,
-            entry: opcode::AcceptMulti::new(Fd(fd)).flags(accept_flags).build(),
+            entry: opcode::AcceptMulti::new(Fd(fd))
+                .flags(accept_flags)
+                .allocate_file_index(file_index.is_some())
+                .build(),
             owned: Owned::Nothing,
         };
     }
@@ -224,6 +256,7 @@ pub fn accept(fd: i32, accept_flags: i32, peer_address: bool, multishot: bool) -
             op: &ACCEPT,
             entry: opcode::Accept::new(Fd(fd), std::ptr::null_mut(), std::ptr::null_mut())
                 .flags(accept_flags)
+                .file_index(file_index)
                 .build(),
             owned: Owned::Nothing,
         };
@@ -241,6 +274,7 @@ pub fn accept(fd: i32, accept_flags: i32, peer_address: bool, multishot: bool) -
         op: &ACCEPT,
         entry: opcode::Accept::new(Fd(fd), storage, len)
             .flags(accept_flags)
+            .file_index(file_index)
             .build(),
         owned: Owned::Kept(peer),
     }
