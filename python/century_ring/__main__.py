@@ -109,6 +109,28 @@ def _tcp_round_trip(ring: IoUring) -> None:
         print("  the echo came back intact")
 
 
+def _zero_copy_reads(ring: IoUring) -> None:
+    print("\nReads into the program's own memory (no copy):")
+    payload = os.urandom(4096)
+    with tempfile.TemporaryFile(prefix="century-ring-") as f:
+        f.write(payload)
+        f.flush()
+        fd = f.fileno()
+        target = bytearray(4096)
+        _complete(ring, ring.prep_read_into(fd, target, 0), "read_into a bytearray")
+        if target != payload:
+            raise CheckFailed("read_into did not fill the bytearray with the file's bytes")
+        registered = bytearray(4096)
+        ring.register_buffers([registered])
+        try:
+            _complete(ring, ring.prep_read_fixed(fd, 0, 0), "read_fixed into a registered buffer")
+        finally:
+            ring.unregister_buffers()
+        if registered != payload:
+            raise CheckFailed("read_fixed did not fill the registered buffer")
+    print("  both buffers hold the file's bytes")
+
+
 def _timed_wait(ring: IoUring) -> None:
     print("\nTimed wait with nothing in flight:")
     started = time.perf_counter()
@@ -139,6 +161,7 @@ def main() -> int:
         try:
             _file_round_trip(ring)
             _tcp_round_trip(ring)
+            _zero_copy_reads(ring)
             _timed_wait(ring)
         except (CheckFailed, OSError) as error:
             print(f"\nSelf-check FAILED: {error}", file=sys.stderr)
