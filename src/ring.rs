@@ -61,7 +61,10 @@ impl IoUring {
     }
 
     /// Runs `f` on the open ring.
-    fn with_ring<R>(&self, f: impl FnOnce(&mut RingState) -> PyResult<R>) -> PyResult<R> {
+    pub(crate) fn with_ring<R>(
+        &self,
+        f: impl FnOnce(&mut RingState) -> PyResult<R>,
+    ) -> PyResult<R> {
         let mut guard = self.lock()?;
         f(guard.as_mut().ok_or_else(errors::closed)?)
     }

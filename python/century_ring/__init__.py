@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from century_ring._century_ring import (
     AT_FDCWD,
+    BufferRing,
     CompletionEvent,
     IoUring,
+    ProvidedBuffer,
     StatxResult,
     make_io_ring,
     make_sqe_flags,
@@ -19,10 +21,12 @@ from century_ring.helpers import raise_for_cqe
 
 __all__ = [
     "AT_FDCWD",
+    "BufferRing",
     "CompletionEvent",
     "FileOpenFlag",
     "FileOpenMode",
     "IoUring",
+    "ProvidedBuffer",
     "ResolveFlag",
     "StatxResult",
     "make_io_ring",

@@ -119,4 +119,5 @@ pub const ALL: &[&OpInfo] = &[
     &fs::SYMLINKAT,
     &fs::LINKAT,
     &process::WAITID,
+    &net::SEND_ZC,
 ];
