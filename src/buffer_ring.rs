@@ -447,9 +447,9 @@ impl ProvidedBuffer {
                 if err.is_instance_of::<PyBufferError>(py) {
                     let wrapped = PyBufferError::new_err(format!(
                         "cannot release this ProvidedBuffer (buffer {} of group {}): \
-                         something still holds an export of its memory (a NumPy array, a \
-                         ctypes object, an open memoryview of .memory ...). Release that \
-                         first; the buffer stays out of the ring until then.",
+                         something still holds a buffer export of its memoryview (such as a \
+                         pickle.PickleBuffer made from .memory). Release that first; the \
+                         buffer stays out of the ring until then.",
                         self.bids[0], self.group.id
                     ));
                     wrapped.set_cause(py, Some(err));
@@ -571,9 +571,9 @@ impl ProvidedBuffer {
     /// fill again. Releasing again does nothing. If the group was unregistered or its ring
     /// closed, it is only marked released.
     ///
-    /// :raises BufferError: Something still holds an export of the memory (say a NumPy array
-    ///     made from :attr:`memory`); the buffer is not returned, and :meth:`release` can be
-    ///     called again once that export is gone.
+    /// :raises BufferError: Something still holds a buffer export of one of the memoryviews
+    ///     (such as a :class:`pickle.PickleBuffer` made from :attr:`memory`); the buffer is not
+    ///     returned, and :meth:`release` can be called again once that export is gone.
     fn release(&mut self, py: Python<'_>) -> PyResult<()> {
         self.try_release(py)
     }
