@@ -1,0 +1,182 @@
+"""Loopback TCP stream, 64 KiB messages: how fast can one Python thread receive?
+
+    python benches/recv_stream.py                 # 5 rounds of 1 s per contender
+    python benches/recv_stream.py --rounds 3 --seconds 0.5
+
+A writer process sends 64 KiB messages over one loopback TCP connection as fast as it can. The
+receiver takes turns, within every round and in a rotating order, between:
+
+* ``recv``: plain ``prep_recv(fd, 65536)``, one at a time, re-armed after each completion
+  (a new ``bytes`` per receive);
+* ``multishot-pbuf``: one multishot ``prep_recv(fd, 0, buffer_group=...)`` on a provided
+  buffer ring of 64 x 64 KiB, releasing each :class:`ProvidedBuffer` after reading it, and
+  re-armed when it stops;
+* ``recv_into``: ``prep_recv_into`` a reused ``bytearray(65536)``, one at a time.
+
+Each contender does the same work per completion: its length and two of its bytes. The report
+gives the median GB/s over rounds and, for each contender, the median of its per-round ratio
+to ``recv``. No dependencies beyond the standard library and century_ring.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+from century_ring import IoUring, make_io_ring
+
+MESSAGE = 64 * 1024
+GROUP_ID = 1
+GROUP_COUNT = 64
+
+WRITER = """
+import socket, sys
+sock = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+chunk = bytes(range(256)) * 256
+try:
+    while True:
+        sock.sendall(chunk)
+except OSError:
+    pass
+"""
+
+
+def plain_recv(ring: IoUring, fd: int, seconds: float) -> int:
+    received = 0
+    touched = 0
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        ring.prep_recv(fd, MESSAGE)
+        ring.submit_and_wait(1)
+        for cqe in ring.get_completion_entries():
+            data = cqe.buffer
+            assert data is not None and cqe.result > 0, cqe
+            received += len(data)
+            touched += data[0] + data[-1]
+    return received
+
+
+def recv_into(ring: IoUring, fd: int, seconds: float) -> int:
+    received = 0
+    touched = 0
+    buffer = bytearray(MESSAGE)
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        ring.prep_recv_into(fd, buffer)
+        ring.submit_and_wait(1)
+        for cqe in ring.get_completion_entries():
+            assert cqe.result > 0, cqe
+            received += cqe.result
+            touched += buffer[0] + buffer[cqe.result - 1]
+    return received
+
+
+def multishot_pbuf(ring: IoUring, fd: int, seconds: float) -> int:
+    received = 0
+    touched = 0
+    user_data = ring.prep_recv(fd, 0, buffer_group=GROUP_ID, multishot=True)
+    armed = True
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        if not armed:
+            user_data = ring.prep_recv(fd, 0, buffer_group=GROUP_ID, multishot=True)
+            armed = True
+        ring.submit_and_wait(1)
+        for cqe in ring.get_completion_entries():
+            provided = cqe.provided_buffer
+            if provided is not None:
+                view = provided.memory
+                received += len(view)
+                touched += view[0] + view[-1]
+                provided.release()
+            if not cqe.more:
+                armed = False
+    # Stop the receive and hand back whatever arrives meanwhile.
+    if armed:
+        ring.prep_cancel(user_data)
+        while ring.in_flight:
+            ring.submit_and_wait(1)
+            for cqe in ring.get_completion_entries():
+                if cqe.provided_buffer is not None:
+                    cqe.provided_buffer.release()
+    return received
+
+
+CONTENDERS: dict[str, Callable[[IoUring, int, float], int]] = {
+    "recv": plain_recv,
+    "multishot-pbuf": multishot_pbuf,
+    "recv_into": recv_into,
+}
+
+
+def machine() -> str:
+    uname = platform.uname()
+    model = "?"
+    try:
+        with open("/proc/cpuinfo") as info:
+            model = next(line.split(":", 1)[1].strip() for line in info if "model name" in line)
+    except (OSError, StopIteration):
+        pass
+    return (
+        f"{uname.system} {uname.release} {uname.machine}; {os.cpu_count()} CPUs ({model}); "
+        f"Python {platform.python_version()}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=1.0)
+    args = parser.parse_args()
+
+    print(f"machine: {machine()}")
+    print(
+        f"loopback TCP, {MESSAGE // 1024} KiB messages; {args.rounds} rounds x "
+        f"{args.seconds} s per contender; provided ring {GROUP_COUNT} x {MESSAGE // 1024} KiB"
+    )
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        writer = subprocess.Popen([sys.executable, "-c", WRITER, str(listener.getsockname()[1])])
+        conn, _ = listener.accept()
+    rates: dict[str, list[float]] = {name: [] for name in CONTENDERS}
+    ratios: dict[str, list[float]] = {name: [] for name in CONTENDERS}
+    try:
+        with conn, make_io_ring() as ring:
+            ring.register_buffer_ring(GROUP_ID, GROUP_COUNT, MESSAGE)
+            names = list(CONTENDERS)
+            for round_no in range(args.rounds):
+                shift = round_no % len(names)
+                order = names[shift:] + names[:shift]
+                this_round: dict[str, float] = {}
+                for name in order:
+                    started = time.perf_counter()
+                    received = CONTENDERS[name](ring, conn.fileno(), args.seconds)
+                    elapsed = time.perf_counter() - started
+                    this_round[name] = received / elapsed / 1e9
+                for name, rate in this_round.items():
+                    rates[name].append(rate)
+                    ratios[name].append(rate / this_round["recv"])
+                print(
+                    f"round {round_no + 1}: "
+                    + ", ".join(f"{n} {this_round[n]:.2f} GB/s" for n in names)
+                )
+    finally:
+        writer.kill()
+        writer.wait()
+    print()
+    print(f"{'contender':<16} {'median GB/s':>12} {'vs recv':>8}")
+    for name in CONTENDERS:
+        print(
+            f"{name:<16} {statistics.median(rates[name]):>12.2f} "
+            f"{statistics.median(ratios[name]):>7.2f}x"
+        )
+
+
+if __name__ == "__main__":
+    main()
