@@ -696,6 +696,16 @@ impl IoUring {
                     ))
                 })?,
             };
+            // The kernel shortens the first ring entry of a bundle to a smaller byte_count in
+            // place, and leaves it so if the receive then waits: a later bundle would then
+            // span buffers of unequal sizes, which the completion cannot describe.
+            if bundle && byte_count != 0 && byte_count < group.size {
+                return Err(bad_arg(format!(
+                    "byte_count: a bundle takes whole buffers, so byte_count must be 0 (no \
+                     limit) or at least the group's buffer size ({}), got {byte_count}",
+                    group.size
+                )));
+            }
             if multishot && !multishot_supported {
                 return Err(PyNotImplementedError::new_err(
                     "prep_recv(multishot=True) needs IORING_RECV_MULTISHOT, added in Linux 6.0; \

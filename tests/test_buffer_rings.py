@@ -222,6 +222,11 @@ def test_bad_recv_arguments_queue_nothing(ring: IoUring, tcp: Pair) -> None:
                 "SKIP_SUCCESS",
             ),
             (
+                lambda: ring.prep_recv(receiver, 8, buffer_group=group, bundle=True),
+                ValueError,
+                "a bundle takes whole buffers",
+            ),
+            (
                 lambda: ring.prep_recv(receiver, -1, buffer_group=group),
                 ValueError,
                 "byte_count",

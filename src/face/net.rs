@@ -214,7 +214,8 @@ impl IoUring {
     /// :param fd: The socket, as a file descriptor or an object with ``fileno()``.
     /// :param byte_count: How many bytes to receive at most: ``0`` to ``2**31 - 1``. With
     ///     ``buffer_group``, ``0`` means one buffer's size (larger values are capped at it);
-    ///     for a bundle, the most bytes over all its buffers (``0``: no limit).
+    ///     for a bundle, the most bytes over all its buffers: ``0`` (no limit) or at least one
+    ///     buffer's size.
     /// :param flags: ``MSG_*`` flags for ``recv(2)``, such as :data:`socket.MSG_WAITALL`.
     /// :param buffer_group: A :class:`BufferRing` registered on this ring, or its
     ///     ``group_id``.
