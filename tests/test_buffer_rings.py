@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import gc
+import os
 import pickle
 import socket
 import threading
@@ -519,3 +520,29 @@ def test_probe_lists_send_zc_and_recv_still_takes_the_seed_signature(
     sender.sendall(b"seed")
     ud = ring.prep_recv(receiver, 10, 0, sqe_flags=None)
     assert collect(ring, [ud])[ud].buffer == b"seed"
+
+
+def test_release_in_a_forked_child_leaves_the_parent_ring_alone(ring: IoUring, tcp: Pair) -> None:
+    sender, receiver = tcp
+    group = buffer_ring(ring, count=2, size=16)
+    sender.sendall(b"parent")
+    provided = one_recv(ring, receiver, group).provided_buffer
+    assert provided is not None
+    pid = os.fork()
+    if pid == 0:  # the child: release and collect its copies, then leave at once
+        code = 0
+        try:
+            provided.release()
+            code = 0 if provided.released else 1
+        except BaseException:
+            code = 2
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert group.available == 1, "the child's release did not touch the parent's ring"
+    assert provided.tobytes() == b"parent"
+    provided.release()
+    assert group.available == 2
+    sender.sendall(b"again")
+    cqe = one_recv(ring, receiver, group)
+    assert cqe.provided_buffer is not None and cqe.provided_buffer.tobytes() == b"again"
