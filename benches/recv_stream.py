@@ -18,7 +18,8 @@ Each contender does the same work per completion: its length and two of its byte
 gives the median GB/s over rounds and, for each contender, the median of its per-round ratio
 to ``recv``; and the receiving process's CPU time (user + system, which includes the kernel's
 copy into the buffers) per MiB received, which suffers less than GB/s when other programs
-share the CPUs. No dependencies beyond the standard library and century_ring.
+share the CPUs; and the average bytes per completion. No dependencies beyond the standard
+library and century_ring.
 """
 
 from __future__ import annotations
@@ -57,8 +58,16 @@ except OSError:
 """
 
 
-def plain_recv(ring: IoUring, fd: int, seconds: float) -> int:
-    received = 0
+class Tally:
+    """Bytes and completions received."""
+
+    def __init__(self) -> None:
+        self.received = 0
+        self.messages = 0
+
+
+def plain_recv(ring: IoUring, fd: int, seconds: float) -> Tally:
+    tally = Tally()
     touched = 0
     deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline:
@@ -67,13 +76,14 @@ def plain_recv(ring: IoUring, fd: int, seconds: float) -> int:
         for cqe in ring.get_completion_entries():
             data = cqe.buffer
             assert data is not None and cqe.result > 0, cqe
-            received += len(data)
+            tally.received += len(data)
+            tally.messages += 1
             touched += data[0] + data[-1]
-    return received
+    return tally
 
 
-def recv_into(ring: IoUring, fd: int, seconds: float) -> int:
-    received = 0
+def recv_into(ring: IoUring, fd: int, seconds: float) -> Tally:
+    tally = Tally()
     touched = 0
     buffer = bytearray(MESSAGE)
     deadline = time.perf_counter() + seconds
@@ -82,13 +92,14 @@ def recv_into(ring: IoUring, fd: int, seconds: float) -> int:
         ring.submit_and_wait(1)
         for cqe in ring.get_completion_entries():
             assert cqe.result > 0, cqe
-            received += cqe.result
+            tally.received += cqe.result
+            tally.messages += 1
             touched += buffer[0] + buffer[cqe.result - 1]
-    return received
+    return tally
 
 
-def multishot_pbuf(ring: IoUring, fd: int, seconds: float) -> int:
-    received = 0
+def multishot_pbuf(ring: IoUring, fd: int, seconds: float) -> Tally:
+    tally = Tally()
     touched = 0
     user_data = ring.prep_recv(fd, 0, buffer_group=GROUP_ID, multishot=True)
     armed = True
@@ -102,7 +113,8 @@ def multishot_pbuf(ring: IoUring, fd: int, seconds: float) -> int:
             provided = cqe.provided_buffer
             if provided is not None:
                 view = provided.memory
-                received += len(view)
+                tally.received += len(view)
+                tally.messages += 1
                 touched += view[0] + view[-1]
                 provided.release()
             if not cqe.more:
@@ -115,10 +127,10 @@ def multishot_pbuf(ring: IoUring, fd: int, seconds: float) -> int:
             for cqe in ring.get_completion_entries():
                 if cqe.provided_buffer is not None:
                     cqe.provided_buffer.release()
-    return received
+    return tally
 
 
-CONTENDERS: dict[str, Callable[[IoUring, int, float], int]] = {
+CONTENDERS: dict[str, Callable[[IoUring, int, float], Tally]] = {
     "recv": plain_recv,
     "multishot-pbuf": multishot_pbuf,
     "recv_into": recv_into,
@@ -156,6 +168,7 @@ def main() -> None:
     rates: dict[str, list[float]] = {name: [] for name in CONTENDERS}
     ratios: dict[str, list[float]] = {name: [] for name in CONTENDERS}
     cpu: dict[str, list[float]] = {name: [] for name in CONTENDERS}
+    sizes: dict[str, list[float]] = {name: [] for name in CONTENDERS}
     try:
         with conn, make_io_ring() as ring:
             ring.register_buffer_ring(GROUP_ID, GROUP_COUNT, MESSAGE)
@@ -167,10 +180,11 @@ def main() -> None:
                 for name in order:
                     started = time.perf_counter()
                     cpu_started = time.process_time()
-                    received = CONTENDERS[name](ring, conn.fileno(), args.seconds)
+                    tally = CONTENDERS[name](ring, conn.fileno(), args.seconds)
                     elapsed = time.perf_counter() - started
-                    cpu[name].append((time.process_time() - cpu_started) / received * 2**20)
-                    this_round[name] = received / elapsed / 1e9
+                    cpu[name].append((time.process_time() - cpu_started) / tally.received * 2**20)
+                    sizes[name].append(tally.received / tally.messages)
+                    this_round[name] = tally.received / elapsed / 1e9
                 for name, rate in this_round.items():
                     rates[name].append(rate)
                     ratios[name].append(rate / this_round["recv"])
@@ -183,13 +197,16 @@ def main() -> None:
         writer.wait()
     print()
     base_cpu = statistics.median(cpu["recv"])
-    print(f"{'contender':<16} {'median GB/s':>12} {'vs recv':>8} {'CPU us/MiB':>11} {'vs recv':>8}")
+    print(
+        f"{'contender':<16} {'median GB/s':>12} {'vs recv':>8} {'CPU us/MiB':>11} {'vs recv':>8}"
+        f" {'KiB/completion':>15}"
+    )
     for name in CONTENDERS:
         cpu_per_mib = statistics.median(cpu[name])
         print(
             f"{name:<16} {statistics.median(rates[name]):>12.2f} "
             f"{statistics.median(ratios[name]):>7.2f}x {cpu_per_mib * 1e6:>11.1f} "
-            f"{cpu_per_mib / base_cpu:>7.2f}x"
+            f"{cpu_per_mib / base_cpu:>7.2f}x {statistics.median(sizes[name]) / 1024:>15.1f}"
         )
 
 
