@@ -128,6 +128,9 @@ struct Book {
     next_of: Vec<u16>,
     /// The id written last, whose successor is not known yet.
     last: Option<u16>,
+    /// For each buffer id, whether a completion took it and it has not been given back; only
+    /// such buffers are written to the ring, so none is ever in it twice.
+    out: Vec<bool>,
     /// Buffers not handed to a reaped completion.
     available: u32,
     /// False once unregistered or the ring closed: nothing is written to the entries then.
@@ -161,10 +164,12 @@ impl Group {
         let index = (u32::from(book.tail) & (self.count - 1)) as usize;
         let addr = self.data.as_ptr() as u64 + u64::from(bid) * u64::from(self.size);
         // SAFETY: `index < count`, inside the mapping. This position is free: every buffer is
-        // in the ring at most once (a buffer is written only when it is out of the ring), so
-        // at most `count` entries sit between the kernel's head and our tail, and the slot at
-        // the tail is one the kernel has consumed. The kernel reads entry 0's `resv` as the
-        // tail, which the setters below leave alone.
+        // in the ring at most once (a buffer is written only when `out` says a completion took
+        // it), so at most `count` entries sit between the kernel's head and our tail, and the
+        // slot at the tail is one the kernel has consumed. The kernel reads entry 0's `resv`
+        // as the tail, which the setters below leave alone. And whatever the bookkeeping,
+        // every address ever written here lies inside the data area, which outlives every
+        // operation that may select from this group.
         let entry = unsafe { &mut *self.entries.base.as_ptr().add(index) };
         entry.set_addr(addr);
         entry.set_len(self.size);
@@ -183,11 +188,13 @@ impl Group {
             return;
         }
         for &bid in bids {
-            self.write_entry(&mut book, bid);
+            if std::mem::take(&mut book.out[bid as usize]) {
+                self.write_entry(&mut book, bid);
+                book.available += 1;
+            }
         }
         // The entries are written before the kernel can see the tail that covers them.
         self.entries.tail().store(book.tail, Ordering::Release);
-        book.available += bids.len() as u32;
     }
 
     /// The ids of the `nbufs` buffers a completion took, starting with `first`.
@@ -204,9 +211,11 @@ impl Group {
         let mut bid = first;
         for _ in 0..nbufs {
             bids.push(bid);
+            if !std::mem::replace(&mut book.out[bid as usize], true) {
+                book.available = book.available.saturating_sub(1);
+            }
             bid = book.next_of[bid as usize];
         }
-        book.available = book.available.saturating_sub(nbufs as u32);
         Ok(bids)
     }
 
@@ -821,6 +830,7 @@ impl IoUring {
                 tail: 0,
                 next_of: vec![0; count as usize],
                 last: None,
+                out: vec![false; count as usize],
                 available: 0,
                 registered: true,
             }),
