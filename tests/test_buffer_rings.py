@@ -24,6 +24,8 @@ from century_ring import (
     make_sqe_flags,
 )
 from conftest import collect, drain
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 Pair = tuple[socket.socket, socket.socket]
 
@@ -546,3 +548,72 @@ def test_release_in_a_forked_child_leaves_the_parent_ring_alone(ring: IoUring, t
     sender.sendall(b"again")
     cqe = one_recv(ring, receiver, group)
     assert cqe.provided_buffer is not None and cqe.provided_buffer.tobytes() == b"again"
+
+
+# --- fuzz: whatever is thrown at registration and prep_recv ----------------------------------
+
+_junk = st.one_of(st.none(), st.text(max_size=4), st.floats(), st.builds(object))
+_ints = st.one_of(
+    st.integers(min_value=-3, max_value=70000),
+    st.sampled_from([2**15, 2**16, 2**31 - 1, 2**31, 2**63, -(2**63)]),
+    _junk,
+)
+_FUZZ = settings(
+    max_examples=100,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+
+
+@_FUZZ
+@given(group_id=_ints, count=_ints, size=_ints)
+def test_fuzz_register(ring: IoUring, group_id: object, count: object, size: object) -> None:
+    """Registration either succeeds with the asked shape or raises, registering nothing."""
+    try:
+        group = ring.register_buffer_ring(group_id, count, size)  # type: ignore[arg-type]
+    except NotImplementedError as err:
+        pytest.skip(str(err))
+    except (ValueError, TypeError, OverflowError, MemoryError, OSError):
+        return
+    assert (group.group_id, group.count, group.size) == (group_id, count, size)
+    assert group.available == count
+    group.unregister()
+
+
+@_FUZZ
+@given(data=st.data())
+def test_fuzz_recv_with_a_group(ring: IoUring, data: st.DataObject) -> None:
+    """prep_recv with arbitrary arguments either queues one receive that ends, or raises and
+    queues nothing; the group gets every buffer back."""
+    group = buffer_ring(ring, group_id=1, count=4, size=64)
+    null = os.open("/dev/null", os.O_RDWR)  # not a socket: a receive fails at once
+    try:
+        # Never a small arbitrary number: that could be a pipe or socket that blocks forever.
+        fd = data.draw(st.one_of(st.sampled_from([null, 1 << 20, -1, 2**31, 2**63]), _junk), "fd")
+        byte_count = data.draw(_ints, "byte_count")
+        flags = data.draw(st.one_of(st.just(0), _ints), "flags")
+        buffer_group = data.draw(st.one_of(st.just(group), _ints), "buffer_group")
+        multishot = data.draw(st.booleans(), "multishot")
+        bundle = data.draw(st.booleans(), "bundle")
+        pending, in_flight = ring.pending_sq_entries, ring.in_flight
+        try:
+            ud = ring.prep_recv(
+                fd,  # type: ignore[arg-type]
+                byte_count,  # type: ignore[arg-type]
+                flags,  # type: ignore[arg-type]
+                buffer_group=buffer_group,  # type: ignore[arg-type]
+                multishot=multishot,
+                bundle=bundle,
+            )
+        except (ValueError, TypeError, OverflowError, NotImplementedError):
+            assert ring.pending_sq_entries == pending and ring.in_flight == in_flight
+            return
+        for cqe in reap_until(ring, final(ud)):
+            if cqe.provided_buffer is not None:
+                cqe.provided_buffer.release()
+        assert ring.in_flight == in_flight
+        assert group.available == 4
+    finally:
+        os.close(null)
+        group.unregister()
