@@ -567,6 +567,7 @@ impl ProvidedBuffer {
         })
     }
 
+    /// ``bytes(provided)``: the same as :meth:`tobytes`.
     fn __bytes__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
         self.tobytes(py)
     }
