@@ -155,12 +155,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=1.0)
+    parser.add_argument(
+        "--ring-count", type=int, default=GROUP_COUNT, help="buffers in the provided ring"
+    )
     args = parser.parse_args()
 
     print(f"machine: {machine()}")
     print(
         f"loopback TCP, {MESSAGE // 1024} KiB messages; {args.rounds} rounds x "
-        f"{args.seconds} s per contender; provided ring {GROUP_COUNT} x {MESSAGE // 1024} KiB"
+        f"{args.seconds} s per contender; provided ring {args.ring_count} x {MESSAGE // 1024} KiB"
     )
     with socket.create_server(("127.0.0.1", 0)) as listener:
         writer = subprocess.Popen([sys.executable, "-c", WRITER, str(listener.getsockname()[1])])
@@ -171,7 +174,7 @@ def main() -> None:
     sizes: dict[str, list[float]] = {name: [] for name in CONTENDERS}
     try:
         with conn, make_io_ring() as ring:
-            ring.register_buffer_ring(GROUP_ID, GROUP_COUNT, MESSAGE)
+            ring.register_buffer_ring(GROUP_ID, args.ring_count, MESSAGE)
             names = list(CONTENDERS)
             for round_no in range(args.rounds):
                 shift = round_no % len(names)
