@@ -34,10 +34,18 @@ pub struct CompletionEvent {
     /// :meth:`IoUring.prep_waitid`. ``None`` otherwise.
     #[pyo3(get)]
     pub extra: Option<Py<PyAny>>,
+    /// For :meth:`IoUring.prep_recv` with ``buffer_group``, the :class:`ProvidedBuffer` the
+    /// kernel put the data in; release it to give the buffer back to its ring. ``None`` for
+    /// every other operation, and for a completion that took no buffer (an error, such as
+    /// ``-ENOBUFS`` when the ring was empty).
+    #[pyo3(get)]
+    pub provided_buffer: Option<Py<PyAny>>,
 }
 
 /// `IORING_CQE_F_MORE`: the operation will post more completions for the same `user_data`.
 pub const CQE_F_MORE: u32 = 1 << 1;
+/// `IORING_CQE_F_NOTIF`: a zero-copy send's notification that its buffer is free again.
+pub const CQE_F_NOTIF: u32 = 1 << 3;
 
 #[pymethods]
 impl CompletionEvent {
@@ -47,6 +55,14 @@ impl CompletionEvent {
     #[getter]
     fn more(&self) -> bool {
         self.flags & CQE_F_MORE != 0
+    }
+
+    /// ``True`` for the notification completion of :meth:`IoUring.prep_send_zc`
+    /// (``IORING_CQE_F_NOTIF``): the kernel no longer reads the buffer. Its :attr:`result` is
+    /// ``0``.
+    #[getter]
+    fn notification(&self) -> bool {
+        self.flags & CQE_F_NOTIF != 0
     }
 
     fn __repr__(&self, py: Python<'_>) -> String {

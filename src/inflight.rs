@@ -51,6 +51,18 @@ pub trait Keep: Send {
     fn finish(self: Box<Self>, _py: Python<'_>, _result: i32) -> PyResult<Finished> {
         Ok(Finished::default())
     }
+
+    /// Called for every completion (also those flagged `IORING_CQE_F_MORE`, before `finish`
+    /// for the final one) with its `result` and CQE flags; returns the completion's
+    /// `provided_buffer`. The default has none.
+    fn on_completion(
+        &self,
+        _py: Python<'_>,
+        _result: i32,
+        _flags: u32,
+    ) -> PyResult<Option<Py<PyAny>>> {
+        Ok(None)
+    }
 }
 
 /// What a completed operation reports beyond its `result`.
@@ -149,6 +161,18 @@ impl InFlight {
         self.free_head = Some(index);
         self.live -= 1;
         owned
+    }
+
+    /// What the operation with this `user_data` owns, left in place.
+    pub fn get(&self, user_data: u64) -> Option<&Owned> {
+        if !(UNTRACKED_LIMIT..INTERNAL_USER_DATA).contains(&user_data) {
+            return None;
+        }
+        let (generation, index) = decode(user_data);
+        let slot = self.slots.get(index as usize)?;
+        (slot.generation == generation)
+            .then_some(slot.owned.as_ref())
+            .flatten()
     }
 
     /// Operations whose completion has not been reaped yet.

@@ -3,6 +3,7 @@
 mod address;
 mod args;
 mod buffer;
+mod buffer_ring;
 mod caller_buffer;
 mod completion;
 mod errors;
@@ -25,6 +26,8 @@ fn _century_ring(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ring::IoUring>()?;
     m.add_class::<completion::CompletionEvent>()?;
     m.add_class::<statx::StatxResult>()?;
+    m.add_class::<buffer_ring::BufferRing>()?;
+    m.add_class::<buffer_ring::ProvidedBuffer>()?;
     m.add_function(wrap_pyfunction!(setup::make_io_ring, m)?)?;
     m.add_function(wrap_pyfunction!(sqe_flags::make_sqe_flags, m)?)?;
     m.add("AT_FDCWD", ring::AT_FDCWD)?;

@@ -15,6 +15,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 
 use crate::buffer::BufferPool;
+use crate::buffer_ring::BufferRings;
 use crate::completion::{CompletionEvent, CQE_F_MORE};
 use crate::errors;
 use crate::inflight::{InFlight, Owned, INTERNAL_USER_DATA};
@@ -48,6 +49,8 @@ pub struct RingState {
     pool: BufferPool,
     /// Registered files and buffers.
     registered: Registrations,
+    /// Provided buffer rings registered on this ring (dropped after `ring` and `inflight`).
+    buffer_rings: BufferRings,
 }
 
 /// Why a drain stopped.
@@ -73,11 +76,22 @@ impl RingState {
             owned_eventfd: None,
             pool: BufferPool::new(),
             registered: Registrations::default(),
+            buffer_rings: BufferRings::default(),
         }
     }
 
     pub fn supports(&self, opcode: u8) -> bool {
         self.probe.as_ref().is_none_or(|p| p.is_supported(opcode))
+    }
+
+    /// `IORING_FEAT_RECVSEND_BUNDLE` (Linux 6.10).
+    pub fn supports_recv_bundle(&self) -> bool {
+        self.ring.params().is_feature_recvsend_bundle()
+    }
+
+    /// The provided buffer rings, and the submitter to (un)register them with.
+    pub fn buffer_rings(&mut self) -> (&mut BufferRings, io_uring::Submitter<'_>) {
+        (&mut self.buffer_rings, self.ring.submitter())
     }
 
     pub fn supports_timed_wait(&self) -> bool {
@@ -288,6 +302,16 @@ impl RingState {
         let list = PyList::empty(py);
         while let Some(raw) = self.ready.pop_front() {
             let mut extra = None;
+            // Every completion, final or not, may carry data in provided buffers.
+            let provided_buffer = match self.inflight.get(raw.user_data) {
+                Some(Owned::Kept(kept)) => kept
+                    .on_completion(py, raw.result, raw.flags)
+                    .unwrap_or_else(|err| {
+                        extra = Some(err.into_value(py).into_any());
+                        None
+                    }),
+                _ => None,
+            };
             let buffer = match self.release(raw) {
                 Some(Owned::Destination(buf)) => {
                     let data = (raw.result >= 0).then(|| {
@@ -322,6 +346,7 @@ impl RingState {
                 buffer,
                 flags: raw.flags,
                 extra,
+                provided_buffer,
             };
             list.append(Bound::new(py, event)?)?;
         }

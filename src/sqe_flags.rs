@@ -26,8 +26,8 @@ pub const SKIP_SUCCESS: Flags = Flags::SKIP_SUCCESS;
 /// :param io_async: ``IOSQE_ASYNC``: skip the non-blocking attempt and run the operation in the
 ///     kernel's worker threads straight away.
 /// :param buffer_select: ``IOSQE_BUFFER_SELECT``: take the buffer from a provided buffer group.
-///     None of the operations on this page take one yet, and they refuse this flag with
-///     :class:`ValueError`.
+///     :meth:`IoUring.prep_recv` with ``buffer_group`` sets it itself; every other operation
+///     refuses it with :class:`ValueError`.
 /// :param skip_success: ``IOSQE_CQE_SKIP_SUCCESS``: post no completion if the operation
 ///     succeeds. Operations that own memory (a path, a buffer or an address) refuse it with
 ///     :class:`ValueError`, since only their completion tells the ring it may free that memory.

@@ -9,8 +9,10 @@ from __future__ import annotations
 from century_ring._century_ring import (
     ALLOC_FILE_INDEX,
     AT_FDCWD,
+    BufferRing,
     CompletionEvent,
     IoUring,
+    ProvidedBuffer,
     StatxResult,
     make_io_ring,
     make_sqe_flags,
@@ -21,10 +23,12 @@ from century_ring.helpers import raise_for_cqe
 __all__ = [
     "ALLOC_FILE_INDEX",
     "AT_FDCWD",
+    "BufferRing",
     "CompletionEvent",
     "FileOpenFlag",
     "FileOpenMode",
     "IoUring",
+    "ProvidedBuffer",
     "ResolveFlag",
     "StatxResult",
     "make_io_ring",

@@ -156,31 +156,122 @@ impl IoUring {
         })
     }
 
+    /// Queues a zero-copy ``send(2)`` (``IORING_OP_SEND_ZC``, Linux 6.0): the kernel sends
+    /// straight from ``buffer``'s pages, with no copy here and none into the socket. The ring
+    /// holds an export of ``buffer`` (so a :class:`bytearray` cannot be resized, nor an
+    /// :class:`mmap.mmap` closed) until the *notification*; do not change the data before it.
+    ///
+    /// It usually posts two completions with the same ``user_data``: first the result (bytes
+    /// sent, or ``-errno``) with :attr:`~CompletionEvent.more` ``True``, then a notification
+    /// (:attr:`~CompletionEvent.notification` ``True``, ``more`` ``False``, result ``0``) once
+    /// the kernel no longer reads the buffer. A request refused outright posts only one
+    /// completion, without ``more``. The operation counts in :attr:`in_flight` until the last.
+    /// Zero copy pays off for large sends to a real network device; over loopback the kernel
+    /// copies anyway.
+    ///
+    /// :param fd: The socket, as a file descriptor or an object with ``fileno()``.
+    /// :param buffer: Any contiguous object with the buffer protocol.
+    /// :param count: How many bytes to send; by default the rest of the buffer after
+    ///     ``buffer_offset``.
+    /// :param buffer_offset: Where in ``buffer`` the data starts; by default ``0``.
+    /// :param flags: ``MSG_*`` flags for ``send(2)``, such as :data:`socket.MSG_NOSIGNAL`.
+    /// :param sqe_flags: Flags from :func:`make_sqe_flags`; ``skip_success`` is refused.
+    /// :returns: The operation's ``user_data``.
+    /// :raises ValueError: ``count`` or ``buffer_offset`` reach past the end of the buffer, or
+    ///     an argument is out of range.
+    /// :raises TypeError: ``buffer`` is not bytes-like.
+    /// :raises NotImplementedError: The kernel lacks ``IORING_OP_SEND_ZC`` (Linux 6.0).
+    #[pyo3(
+        signature = (fd, buffer, count=None, buffer_offset=None, flags=None, *, sqe_flags=None),
+        text_signature = "($self, fd, buffer, count=None, buffer_offset=None, flags=0, *, sqe_flags=None)"
+    )]
+    fn prep_send_zc(
+        &self,
+        fd: &Bound<'_, PyAny>,
+        buffer: &Bound<'_, PyAny>,
+        count: Option<&Bound<'_, PyAny>>,
+        buffer_offset: Option<&Bound<'_, PyAny>>,
+        flags: Option<&Bound<'_, PyAny>>,
+        sqe_flags: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<u64> {
+        let fd = args::fd(fd, "fd")?;
+        let msg_flags = msg_flags(flags)?;
+        let range = byte_range(count, buffer_offset)?;
+        self.queue(sqe_flags, |pool| {
+            Ok(net::send_zc(
+                fd,
+                source_of_range(pool, buffer, range, false)?,
+                msg_flags,
+            ))
+        })
+    }
+
     /// Queues a ``recv(2)`` of up to ``byte_count`` bytes from a socket (``IORING_OP_RECV``,
     /// Linux 5.6). The completion's
     /// :attr:`~CompletionEvent.result` is the number of bytes received (``0`` when the peer
     /// has shut down) and its :attr:`~CompletionEvent.buffer` holds exactly those bytes.
     ///
+    /// With ``buffer_group`` the kernel takes the buffer from a provided buffer ring
+    /// (:meth:`register_buffer_ring`) when data arrives, and the completion's
+    /// :attr:`~CompletionEvent.provided_buffer` holds the data instead of
+    /// :attr:`~CompletionEvent.buffer` (no copy); release it to give the buffer back. The
+    /// operation keeps the group's memory alive until its final completion. When the ring has
+    /// no buffer left, the completion's result is ``-ENOBUFS`` (and a multishot receive stops):
+    /// release buffers, then queue the receive again. See :doc:`buffer-rings`.
+    ///
     /// :param fd: The socket, as a file descriptor or an object with ``fileno()``.
-    /// :param byte_count: How many bytes to receive at most: ``0`` to ``2**31 - 1``.
+    /// :param byte_count: How many bytes to receive at most: ``0`` to ``2**31 - 1``. With
+    ///     ``buffer_group``, ``0`` means one buffer's size (larger values are capped at it);
+    ///     for a bundle, the most bytes over all its buffers: ``0`` (no limit) or at least one
+    ///     buffer's size.
     /// :param flags: ``MSG_*`` flags for ``recv(2)``, such as :data:`socket.MSG_WAITALL`.
+    /// :param buffer_group: A :class:`BufferRing` registered on this ring, or its
+    ///     ``group_id``.
+    /// :param multishot: ``IORING_RECV_MULTISHOT`` (Linux 6.0): stay armed, posting one
+    ///     completion per arrival with :attr:`~CompletionEvent.more` ``True``, until one with
+    ///     ``more`` ``False`` (an error, ``-ENOBUFS``, end of stream or cancellation). Needs
+    ///     ``buffer_group``; not with :data:`socket.MSG_WAITALL`.
+    /// :param bundle: ``IORING_RECVSEND_BUNDLE`` (Linux 6.10): one completion may fill several
+    ///     buffers in ring order; its :class:`ProvidedBuffer` then spans them all. Needs
+    ///     ``buffer_group``.
     /// :param sqe_flags: Flags from :func:`make_sqe_flags`; ``skip_success`` is refused.
+    ///     ``buffer_select`` is implied by ``buffer_group``, and refused without it.
     /// :returns: The operation's ``user_data``.
-    /// :raises ValueError: An argument is out of range.
+    /// :raises ValueError: An argument is out of range, ``multishot`` or ``bundle`` is given
+    ///     without ``buffer_group``, or no such buffer ring is registered on this ring.
+    /// :raises TypeError: ``buffer_group`` is neither a :class:`BufferRing` nor an int.
+    /// :raises NotImplementedError: The kernel lacks multishot receive (Linux 6.0) or recv
+    ///     bundles (Linux 6.10).
     #[pyo3(
-        signature = (fd, byte_count, flags=None, *, sqe_flags=None),
-        text_signature = "($self, fd, byte_count, flags=0, *, sqe_flags=None)"
+        signature = (fd, byte_count, flags=None, *, buffer_group=None, multishot=false, bundle=false, sqe_flags=None),
+        text_signature = "($self, fd, byte_count, flags=0, *, buffer_group=None, multishot=False, bundle=False, sqe_flags=None)"
     )]
+    #[allow(clippy::too_many_arguments)] // the seed's signature, plus the provided-buffer options
     fn prep_recv(
         &self,
         fd: &Bound<'_, PyAny>,
         byte_count: &Bound<'_, PyAny>,
         flags: Option<&Bound<'_, PyAny>>,
+        buffer_group: Option<&Bound<'_, PyAny>>,
+        multishot: bool,
+        bundle: bool,
         sqe_flags: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<u64> {
         let fd = args::fd(fd, "fd")?;
         let byte_count = args::byte_count(byte_count, "byte_count")?;
         let msg_flags = msg_flags(flags)?;
+        if let Some(group) = buffer_group.filter(|g| !g.is_none()) {
+            return self.queue_recv_select(
+                fd, byte_count, msg_flags, group, multishot, bundle, sqe_flags,
+            );
+        }
+        if multishot || bundle {
+            return Err(bad_arg(format!(
+                "{}=True needs buffer_group: the kernel picks each receive's buffer from a \
+                 provided buffer ring (see register_buffer_ring())",
+                if multishot { "multishot" } else { "bundle" }
+            )));
+        }
         self.queue(sqe_flags, |pool| {
             Ok(net::recv(fd, pool.take(byte_count as usize)?, msg_flags))
         })

@@ -123,4 +123,5 @@ pub const ALL: &[&OpInfo] = &[
     &registered::READ_FIXED,
     &registered::WRITE_FIXED,
     &registered::FIXED_FD_INSTALL,
+    &net::SEND_ZC,
 ];

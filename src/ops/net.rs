@@ -102,7 +102,16 @@ pub const SEND: OpInfo = OpInfo {
     since: "5.6",
 };
 
-/// `recv(2)`; owns the destination buffer.
+/// `send(2)` without copying (the two-completion protocol); holds an export of the caller's
+/// buffer until the notification completion.
+pub const SEND_ZC: OpInfo = OpInfo {
+    method: "prep_send_zc",
+    opcode: opcode::SendZc::CODE,
+    opcode_name: "IORING_OP_SEND_ZC",
+    since: "6.0",
+};
+
+/// `recv(2)`; owns the destination buffer (or, with a buffer group, keeps the group alive).
 pub const RECV: OpInfo = OpInfo {
     method: "prep_recv",
     opcode: opcode::Recv::CODE,
@@ -187,6 +196,19 @@ pub fn send(fd: i32, source: Source, msg_flags: i32) -> Prepared {
     Prepared {
         op: &SEND,
         entry: opcode::Send::new(Fd(fd), ptr, len).flags(msg_flags).build(),
+        owned,
+    }
+}
+
+/// The first completion carries the result and `IORING_CQE_F_MORE`; the buffer stays held
+/// (the in-flight slot is kept while MORE is set) until the notification, which has no MORE.
+pub fn send_zc(fd: i32, source: Source, msg_flags: i32) -> Prepared {
+    let (ptr, len, owned) = source.into_parts();
+    Prepared {
+        op: &SEND_ZC,
+        entry: opcode::SendZc::new(Fd(fd), ptr, len)
+            .flags(msg_flags)
+            .build(),
         owned,
     }
 }
