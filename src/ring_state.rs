@@ -307,13 +307,8 @@ impl RingState {
                 },
                 _ => None,
             };
-            let event = CompletionEvent {
-                result: raw.result,
-                user_data: raw.user_data,
-                buffer,
-                flags: raw.flags,
-                extra,
-            };
+            let event =
+                CompletionEvent::new(py, raw.result, raw.user_data, raw.flags, buffer, extra);
             list.append(Bound::new(py, event)?)?;
         }
         Ok(list)
