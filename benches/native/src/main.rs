@@ -425,6 +425,9 @@ fn run_pread(opts: &Options) -> Result<Outcome, String> {
 
 /// Receive buffer per echo connection: an echo of one message never exceeds it.
 const ECHO_BUFFER: usize = 4096;
+/// `IORING_RECVSEND_POLL_FIRST` (Linux 5.19; older kernels ignore it): arm the poll before
+/// trying to receive.
+const IORING_RECVSEND_POLL_FIRST: u16 = 1;
 /// Tag bit of a send's user_data (the low bits are the connection's index).
 const SEND_TAG: u64 = 1 << 32;
 
@@ -472,6 +475,9 @@ fn run_echo_client(opts: &Options) -> Result<(Outcome, String), String> {
             conn.buffer.as_mut_ptr(),
             ECHO_BUFFER as u32,
         )
+        // The echo never arrives before the receive is queued, so skip the attempt that
+        // would find the socket empty and go straight to waiting for data.
+        .ioprio(IORING_RECVSEND_POLL_FIRST)
         .build()
         .user_data(index as u64)
     };
