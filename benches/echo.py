@@ -3,6 +3,13 @@
 ``benches/run.py`` starts a server and then a client, each in its own process::
 
     python benches/echo.py server --impl century_ring|selectors|asyncio --connections 64
+    benches/native/target/release/century-ring-native-bench echo-client --port PORT
+        (--connections 64 --size 64 --seconds 5)
+
+The client is the native reference's ``echo-client`` when cargo could build it; this file's own
+``client`` (below, the same protocol on a ``selectors`` loop) is the fallback, and saturates its
+core long before the faster servers do::
+
     python benches/echo.py client --port PORT --connections 64 --size 64 --seconds 5
 
 The server prints ``PORT n`` once it listens, serves until every connection is closed, then
@@ -10,8 +17,8 @@ prints one JSON line with the bytes it echoed and the CPU time it spent from the
 connections were up. The client opens the connections, then keeps exactly one message of
 ``--size`` bytes in flight on each: it sends a message and sends the next one only when the
 whole echo has come back. After ``--seconds`` it closes every connection and prints one JSON
-line with the round trips completed. The client is the same ``selectors`` loop for every
-server, so only the server changes between contenders.
+line with the round trips completed. The client is the same for every server, so only the
+server changes between contenders.
 """
 
 from __future__ import annotations

@@ -29,37 +29,44 @@ def serve(conns: list[socket.socket], message_size: int = 64) -> int:
     entries = max(8, 1 << (2 * len(conns)).bit_length())
     echoed = 0
     with make_io_ring(entries) as ring:
+        # Bound methods and dict methods looked up once: the loop below runs per message.
         prep_recv = ring.prep_recv
         prep_send = ring.prep_send
+        submit_and_wait = ring.submit_and_wait
+        reap = ring.get_completion_entries
         # user_data -> fd of a receive in flight / (fd, bytes) of a send in flight
         recvs: dict[int, int] = {}
         sends: dict[int, tuple[int, bytes]] = {}
+        pop_recv = recvs.pop
+        pop_send = sends.pop
         for conn in conns:
             fd = conn.fileno()
             recvs[prep_recv(fd, message_size)] = fd
         open_fds = len(conns)
         while open_fds or recvs or sends:
-            ring.submit_and_wait(1)
-            for cqe in ring.get_completion_entries():
-                result = cqe.result
-                fd_or_none = recvs.pop(cqe.user_data, None)
+            # One system call per loop turn: it submits every send and receive queued in the
+            # previous turn and waits for the next completion.
+            submit_and_wait(1)
+            for cqe in reap():
+                user_data = cqe.user_data
+                fd_or_none = pop_recv(user_data, None)
                 if fd_or_none is not None:
-                    fd = fd_or_none
-                    if result > 0:
-                        data = cqe.buffer
-                        assert data is not None
-                        sends[prep_send(fd, data)] = (fd, data)
-                        recvs[prep_recv(fd, message_size)] = fd
+                    data = cqe.buffer
+                    if data:  # bytes from a successful receive
+                        sends[prep_send(fd_or_none, data)] = (fd_or_none, data)
+                        recvs[prep_recv(fd_or_none, message_size)] = fd_or_none
                     else:  # 0: the peer closed; < 0: an error on this connection
                         open_fds -= 1
                     continue
-                fd, data = sends.pop(cqe.user_data)
-                if result < 0:
-                    continue  # the peer went away; its receive reports the close
-                echoed += result
-                if result < len(data):  # a short send: send the rest
+                fd, data = pop_send(user_data)
+                result = cqe.result
+                if result == len(data):
+                    echoed += result
+                elif result >= 0:  # a short send: send the rest
+                    echoed += result
                     rest = data[result:]
                     sends[prep_send(fd, rest)] = (fd, rest)
+                # < 0: the peer went away; its receive reports the close
     for conn in conns:
         conn.close()
     return echoed

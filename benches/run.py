@@ -315,7 +315,15 @@ def run_json(cmd: list[str], timeout: float, cwd: Path = BENCHES) -> dict[str, A
     return result
 
 
-def run_echo(impl: str, seconds: float) -> dict[str, Any]:
+def echo_client_command(port: str, seconds: float, native: bool) -> list[str]:
+    """The load generator: the native client when it was built, else the Python one."""
+    common = ["--connections", str(ECHO_CONNECTIONS), "--size", str(ECHO_MESSAGE)]
+    if native:
+        return [str(NATIVE_BIN), "echo-client", "--port", port, *common, "--seconds", str(seconds)]
+    return [PYTHON, "echo.py", "client", "--port", port, *common, "--seconds", str(seconds)]
+
+
+def run_echo(impl: str, seconds: float, native_client: bool) -> dict[str, Any]:
     """One server process (the contender) and one client process; returns both reports."""
     server = subprocess.Popen(
         [
@@ -333,12 +341,7 @@ def run_echo(impl: str, seconds: float) -> dict[str, Any]:
         if len(first) != 2 or first[0] != "PORT":
             raise MeasurementError(f"the {impl} server did not start: {first}")
         client = run_json(
-            [
-                *(PYTHON, "echo.py", "client", "--port", first[1]),
-                *("--connections", str(ECHO_CONNECTIONS), "--size", str(ECHO_MESSAGE)),
-                *("--seconds", str(seconds)),
-            ],
-            timeout=seconds + 60,
+            echo_client_command(first[1], seconds, native_client), timeout=seconds + 60
         )
         out, err = server.communicate(timeout=60)
         if server.returncode != 0:
@@ -357,6 +360,10 @@ def run_echo(impl: str, seconds: float) -> dict[str, Any]:
         "cpu_us_per_op": report["cpu_us_per_msg"],
         "server_messages": report["messages"],
         "client_cpu_share": round(client["client_cpu_seconds"] / client["seconds"], 3),
+        "client": "native" if native_client else "python",
+        # The server's CPU time over the client's timed window (the server's window starts
+        # when the last connection is up, a moment earlier, and ends when they are closed).
+        "server_cpu_share": round(report["cpu_seconds"] / client["seconds"], 3),
     }
 
 
@@ -460,7 +467,7 @@ def measure_round(s: Settings, round_index: int, measurements: list[dict[str, An
             started = time.perf_counter()
             try:
                 if workload == "echo":
-                    record.update(run_echo(contender, s.echo_seconds))
+                    record.update(run_echo(contender, s.echo_seconds, s.native))
                 else:
                     timeout = s.seconds * 4 + 60
                     result = run_json(command(workload, contender, params, s), timeout)
@@ -528,6 +535,9 @@ def summarise(measurements: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 entry[f"{metric}_max"] = max(values)
         if workload == "echo":
             entry["client_cpu_share"] = statistics.median(r["client_cpu_share"] for r in runs)
+            entry["server_cpu_share"] = statistics.median(
+                r.get("server_cpu_share", 0.0) for r in runs
+            )
         medians.append(entry)
     return medians
 
@@ -740,21 +750,30 @@ def markdown(report: dict[str, Any]) -> str:
             "",
             f"## echo: {ECHO_CONNECTIONS} connections, {ECHO_MESSAGE}-byte messages, round trips/s",
             "",
-            "| server | messages/s | server CPU µs per message | client CPU share |",
-            "|---|---|---|---|",
+            "| server | messages/s | server CPU µs per message | server CPU share | "
+            "client CPU share |",
+            "|---|---|---|---|---|",
         ]
         for c in cols:
             m = medians.get(key("echo", c, {}))
             if m:
                 out.append(
                     f"| {c} | {describe(m['ops_per_sec'])} | {m['cpu_us_per_op']:.2f} | "
-                    f"{m['client_cpu_share']:.0%} |"
+                    f"{m.get('server_cpu_share', 0.0):.0%} | {m['client_cpu_share']:.0%} |"
                 )
-        out += [
-            "",
-            "The client driver is one Python process; a client CPU share near 100% means the "
-            "client, not the server, set the pace.",
-        ]
+        if settings.get("echo_client") == "native":
+            out += [
+                "",
+                "The client driver is the native reference's echo-client (one thread, one ring); "
+                "a server CPU share near 100% means the server set the pace. The client's share "
+                "includes the kernel's loopback TCP work for the messages it sends.",
+            ]
+        else:
+            out += [
+                "",
+                "The client driver is one Python process (the native one was not built); a "
+                "client CPU share near 100% means the client, not the server, set the pace.",
+            ]
     if "overhead" in workloads:
         m = medians.get(key("overhead", "century_ring", {}))
         if m:
@@ -946,7 +965,9 @@ def estimate_seconds(s: Settings) -> float:
 def main(argv: list[str] | None = None) -> int:
     s = parse_args(argv)
     started = time.perf_counter()
-    uses_native = any(c.startswith("native") for w in s.workloads for c in CONTENDERS[w])
+    uses_native = "echo" in s.workloads or any(
+        c.startswith("native") for w in s.workloads for c in CONTENDERS[w]
+    )
     if uses_native:
         build_native(s)
     if any("liburing" in CONTENDERS[w] for w in s.workloads):
@@ -989,6 +1010,7 @@ def main(argv: list[str] | None = None) -> int:
             "direct_file": str(s.direct_file),
             "echo_connections": ECHO_CONNECTIONS,
             "echo_message_bytes": ECHO_MESSAGE,
+            "echo_client": "native" if s.native else "python",
         },
         "skipped": s.skipped,
         "measurements": measurements,

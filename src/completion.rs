@@ -1,45 +1,79 @@
 //! `CompletionEvent`: one reaped completion-queue entry.
 
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyInt};
 
 /// One completed operation, as returned by :meth:`IoUring.get_completion_entries`.
 ///
 /// Completion events are immutable. Match them to the operations you queued by
 /// :attr:`user_data`; check :attr:`result` (or call :func:`raise_for_cqe`) before using the
 /// data.
+///
+/// Every attribute but :attr:`user_data` is a plain slot holding a ready Python object (a
+/// ``PyMemberDef``), made when the completion is reaped: reading one costs the interpreter a
+/// load, not a call into the extension that builds a new ``int`` on every read.
+/// :attr:`user_data` (an ``int`` above ``2**32`` that would need an allocation at every reap,
+/// read or not) is made when read.
 #[pyclass(frozen, module = "century_ring")]
 pub struct CompletionEvent {
     /// The operation's return value, as the matching system call would give it: a byte count,
     /// a new file descriptor, or ``0``. On failure it is ``-errno`` (for example ``-2`` for
     /// ``ENOENT``); :func:`raise_for_cqe` turns that into an exception.
     #[pyo3(get)]
-    pub result: i32,
+    result: Py<PyInt>,
     /// The value the ``prep_*`` call returned for this operation.
     #[pyo3(get)]
-    pub user_data: u64,
+    user_data: u64,
     /// For :meth:`IoUring.prep_read`, :meth:`IoUring.prep_readv`, :meth:`IoUring.prep_recv`
     /// and :meth:`IoUring.prep_recvfrom`, the data received: a :class:`bytes` of exactly
     /// :attr:`result` bytes. ``None`` for every other operation and
     /// for a failed read or receive.
     #[pyo3(get)]
-    pub buffer: Option<Py<PyBytes>>,
+    buffer: Py<PyAny>,
     /// The completion-queue entry's ``IORING_CQE_F_*`` flags (for example
     /// ``IORING_CQE_F_MORE``, ``1 << 1``, when an operation will complete again).
     #[pyo3(get)]
-    pub flags: u32,
+    flags: Py<PyInt>,
     /// What some operations report beyond :attr:`result`: a :class:`StatxResult` for
     /// :meth:`IoUring.prep_statx`, the peer's address for :meth:`IoUring.prep_accept` (when
     /// asked) and :meth:`IoUring.prep_recvfrom`, an :class:`os.waitid_result` for
     /// :meth:`IoUring.prep_waitid`. ``None`` otherwise.
     #[pyo3(get)]
-    pub extra: Option<Py<PyAny>>,
+    extra: Option<Py<PyAny>>,
     /// For :meth:`IoUring.prep_recv` with ``buffer_group``, the :class:`ProvidedBuffer` the
     /// kernel put the data in; release it to give the buffer back to its ring. ``None`` for
     /// every other operation, and for a completion that took no buffer (an error, such as
     /// ``-ENOBUFS`` when the ring was empty).
     #[pyo3(get)]
-    pub provided_buffer: Option<Py<PyAny>>,
+    provided_buffer: Py<PyAny>,
+    /// The same values in Rust form, for `more` and `__repr__`.
+    raw_result: i32,
+    raw_flags: u32,
+}
+
+impl CompletionEvent {
+    #[allow(clippy::too_many_arguments)] // one per attribute
+    pub fn new(
+        py: Python<'_>,
+        result: i32,
+        user_data: u64,
+        flags: u32,
+        buffer: Option<Py<PyBytes>>,
+        extra: Option<Py<PyAny>>,
+        provided_buffer: Option<Py<PyAny>>,
+    ) -> Self {
+        let int = |value: i64| PyInt::new(py, value).unbind();
+        CompletionEvent {
+            result: int(result.into()),
+            user_data,
+            buffer: buffer.map_or_else(|| py.None(), Py::into_any),
+            flags: int(flags.into()),
+            extra,
+            provided_buffer: provided_buffer.unwrap_or_else(|| py.None()),
+            raw_result: result,
+            raw_flags: flags,
+        }
+    }
 }
 
 /// `IORING_CQE_F_MORE`: the operation will post more completions for the same `user_data`.
@@ -54,7 +88,7 @@ impl CompletionEvent {
     /// until the final completion, the first with ``more`` false.
     #[getter]
     fn more(&self) -> bool {
-        self.flags & CQE_F_MORE != 0
+        self.raw_flags & CQE_F_MORE != 0
     }
 
     /// ``True`` for the notification completion of :meth:`IoUring.prep_send_zc`
@@ -62,14 +96,14 @@ impl CompletionEvent {
     /// ``0``.
     #[getter]
     fn notification(&self) -> bool {
-        self.flags & CQE_F_NOTIF != 0
+        self.raw_flags & CQE_F_NOTIF != 0
     }
 
     fn __repr__(&self, py: Python<'_>) -> String {
-        let buffer = match &self.buffer {
-            None => "None".to_owned(),
-            Some(bytes) => {
-                let bytes = bytes.bind(py).as_bytes();
+        let buffer = match self.buffer.bind(py).cast::<PyBytes>() {
+            Err(_) => "None".to_owned(),
+            Ok(bytes) => {
+                let bytes = bytes.as_bytes();
                 if bytes.len() <= 32 {
                     PyBytes::new(py, bytes)
                         .repr()
@@ -82,7 +116,7 @@ impl CompletionEvent {
         };
         format!(
             "CompletionEvent(user_data={}, result={}, flags={:#x}, buffer={buffer})",
-            self.user_data, self.result, self.flags
+            self.user_data, self.raw_result, self.raw_flags
         )
     }
 }

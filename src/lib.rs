@@ -20,7 +20,9 @@ mod statx;
 
 use pyo3::prelude::*;
 
-#[pymodule]
+// `gil_used`: the ring's busy flag (`ring::Exclusive`) relies on the GIL, so a free-threaded
+// interpreter must keep it enabled while this module is loaded.
+#[pymodule(gil_used = true)]
 fn _century_ring(m: &Bound<'_, PyModule>) -> PyResult<()> {
     fork::install_handler();
     m.add_class::<ring::IoUring>()?;

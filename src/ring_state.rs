@@ -340,14 +340,15 @@ impl RingState {
                 },
                 _ => None,
             };
-            let event = CompletionEvent {
-                result: raw.result,
-                user_data: raw.user_data,
+            let event = CompletionEvent::new(
+                py,
+                raw.result,
+                raw.user_data,
+                raw.flags,
                 buffer,
-                flags: raw.flags,
                 extra,
                 provided_buffer,
-            };
+            );
             list.append(Bound::new(py, event)?)?;
         }
         Ok(list)

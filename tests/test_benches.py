@@ -16,8 +16,9 @@ RUN = Path(__file__).resolve().parent.parent / "benches" / "run.py"
 def test_quick_run_writes_a_complete_report(tmp_path: Path) -> None:
     proc = subprocess.run(
         [
-            *(sys.executable, str(RUN), "--quick", "--only", "nop,overhead"),
-            *("--rounds", "1", "--seconds", "0.2", "--out", str(tmp_path)),
+            *(sys.executable, str(RUN), "--quick", "--only", "nop,echo,overhead"),
+            *("--rounds", "1", "--seconds", "0.2", "--echo-seconds", "0.5"),
+            *("--out", str(tmp_path)),
         ],
         capture_output=True,
         text=True,
@@ -29,7 +30,7 @@ def test_quick_run_writes_a_complete_report(tmp_path: Path) -> None:
 
     for field in ("kernel", "cpu_model", "cores", "python", "century_ring", "date"):
         assert report["machine"][field], field
-    assert report["settings"]["workloads"] == ["nop", "overhead"]
+    assert report["settings"]["workloads"] == ["nop", "echo", "overhead"]
     assert report["settings"]["rounds"] == 1
 
     measured = [m for m in report["measurements"] if m["workload"] == "nop"]
@@ -53,6 +54,16 @@ def test_quick_run_writes_a_complete_report(tmp_path: Path) -> None:
         assert "native" in report["skipped"]
     for r in report["ratios"]:
         assert r["median"] > 0 and r["per_round"]
+
+    # The echo servers are driven by the native client when it was built, else by Python's.
+    echo = [m for m in report["measurements"] if m["workload"] == "echo"]
+    assert {m["contender"] for m in echo} == {"century_ring", "selectors", "asyncio"}
+    expected_client = "python" if "native" in report["skipped"] else "native"
+    assert report["settings"]["echo_client"] == expected_client
+    for m in echo:
+        assert m["ok"], m
+        assert m["client"] == expected_client
+        assert m["ops"] > 0 and m["server_messages"] > 0 and m["cpu_us_per_op"] > 0
 
     overhead = report["overhead"]
     for metric in (

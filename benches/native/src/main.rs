@@ -8,6 +8,7 @@
 //! century-ring-native-bench nop   --batch N --seconds S
 //! century-ring-native-bench read  --file F --qd N [--size 4096] --seconds S [--direct] [--mode batch|refill]
 //! century-ring-native-bench pread --file F [--size 4096] --seconds S [--direct]
+//! century-ring-native-bench echo-client --port P [--connections 64] [--size 64] --seconds S
 //! ```
 //!
 //! `read --mode batch` queues `qd` reads, submits them and waits for all of them, then starts
@@ -15,6 +16,13 @@
 //! reads in flight and queues a new one as each completes (the O_DIRECT contender). Offsets are
 //! random multiples of `--size` inside the file; buffers are allocated once, 4096-aligned, and
 //! reused.
+//!
+//! `echo-client` is the load generator of the echo benchmark: it opens `--connections` TCP
+//! connections to 127.0.0.1:`--port` and keeps exactly one `--size`-byte message in flight on
+//! each (the next one is sent when the whole echo has come back), all on one ring, for
+//! `--seconds`; then it shuts the connections down and prints the round trips per second. It
+//! costs far less CPU per message than any Python server, so the server, not the client, sets
+//! the pace.
 
 use std::alloc::{self, Layout};
 use std::ffi::CString;
@@ -29,7 +37,8 @@ use io_uring::{opcode, types, IoUring};
 
 const USAGE: &str = "usage: century-ring-native-bench nop --batch N --seconds S
        century-ring-native-bench read --file F --qd N [--size 4096] --seconds S [--direct] [--mode batch|refill]
-       century-ring-native-bench pread --file F [--size 4096] --seconds S [--direct]";
+       century-ring-native-bench pread --file F [--size 4096] --seconds S [--direct]
+       century-ring-native-bench echo-client --port P [--connections 64] [--size 64] --seconds S";
 
 /// Command-line options shared by every workload.
 struct Options {
@@ -41,11 +50,13 @@ struct Options {
     file: Option<String>,
     direct: bool,
     refill: bool,
+    port: u16,
+    connections: u32,
 }
 
 fn parse_args(args: &[String]) -> Result<Options, String> {
     let workload = args.first().ok_or(USAGE)?.clone();
-    if !matches!(workload.as_str(), "nop" | "read" | "pread") {
+    if !matches!(workload.as_str(), "nop" | "read" | "pread" | "echo-client") {
         return Err(format!("unknown workload {workload:?}\n{USAGE}"));
     }
     let mut opts = Options {
@@ -57,7 +68,12 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
         file: None,
         direct: false,
         refill: true,
+        port: 0,
+        connections: 64,
     };
+    if opts.workload == "echo-client" {
+        opts.size = 64;
+    }
     let mut rest = args[1..].iter();
     while let Some(flag) = rest.next() {
         if flag == "--direct" {
@@ -86,6 +102,14 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
                     .ok_or_else(|| format!("--seconds wants a positive number, not {value:?}"))?
             }
             "--file" => opts.file = Some(value.clone()),
+            "--port" => {
+                opts.port = value
+                    .parse::<u16>()
+                    .ok()
+                    .filter(|&p| p > 0)
+                    .ok_or_else(|| format!("--port wants a TCP port, not {value:?}"))?
+            }
+            "--connections" => opts.connections = number()?,
             "--mode" => {
                 opts.refill = match value.as_str() {
                     "refill" => true,
@@ -96,7 +120,16 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
             _ => return Err(format!("unknown option {flag:?}\n{USAGE}")),
         }
     }
-    if opts.workload != "nop" && opts.file.is_none() {
+    if opts.workload == "echo-client" {
+        if opts.port == 0 {
+            return Err(format!("echo-client needs --port\n{USAGE}"));
+        }
+        if opts.size > ECHO_BUFFER as u32 {
+            return Err(format!(
+                "echo-client takes a --size of at most {ECHO_BUFFER}"
+            ));
+        }
+    } else if opts.workload != "nop" && opts.file.is_none() {
         return Err(format!("{} needs --file", opts.workload));
     }
     if opts.direct && opts.size % 4096 != 0 {
@@ -390,6 +423,155 @@ fn run_pread(opts: &Options) -> Result<Outcome, String> {
     })
 }
 
+/// Receive buffer per echo connection: an echo of one message never exceeds it.
+const ECHO_BUFFER: usize = 4096;
+/// `IORING_RECVSEND_POLL_FIRST` (Linux 5.19; older kernels ignore it): arm the poll before
+/// trying to receive.
+const IORING_RECVSEND_POLL_FIRST: u16 = 1;
+/// Tag bit of a send's user_data (the low bits are the connection's index).
+const SEND_TAG: u64 = 1 << 32;
+
+/// One echo connection: its socket, its receive buffer, and how much of the current echo has
+/// come back.
+struct EchoConnection {
+    stream: std::net::TcpStream,
+    buffer: Box<[u8; ECHO_BUFFER]>,
+    received: usize,
+}
+
+fn run_echo_client(opts: &Options) -> Result<(Outcome, String), String> {
+    use std::net::{Shutdown, TcpStream};
+    use std::os::fd::AsRawFd;
+
+    let size = opts.size as usize;
+    let message = vec![b'm'; size];
+    let mut conns = Vec::with_capacity(opts.connections as usize);
+    for _ in 0..opts.connections {
+        let stream = TcpStream::connect(("127.0.0.1", opts.port))
+            .map_err(|e| format!("connect to 127.0.0.1:{}: {e}", opts.port))?;
+        stream
+            .set_nodelay(true)
+            .map_err(|e| format!("TCP_NODELAY: {e}"))?;
+        conns.push(EchoConnection {
+            stream,
+            buffer: Box::new([0; ECHO_BUFFER]),
+            received: 0,
+        });
+    }
+    // Two entries per connection can be queued at once (a send and a receive).
+    let mut ring = make_ring(2 * opts.connections).map_err(|e| format!("io_uring setup: {e}"))?;
+    let send = |conn: &EchoConnection, index: usize| {
+        opcode::Send::new(
+            types::Fd(conn.stream.as_raw_fd()),
+            message.as_ptr(),
+            size as u32,
+        )
+        .build()
+        .user_data(SEND_TAG | index as u64)
+    };
+    let recv = |conn: &mut EchoConnection, index: usize| {
+        opcode::Recv::new(
+            types::Fd(conn.stream.as_raw_fd()),
+            conn.buffer.as_mut_ptr(),
+            ECHO_BUFFER as u32,
+        )
+        // The echo never arrives before the receive is queued, so skip the attempt that
+        // would find the socket empty and go straight to waiting for data.
+        .ioprio(IORING_RECVSEND_POLL_FIRST)
+        .build()
+        .user_data(index as u64)
+    };
+    let mut queue: Vec<io_uring::squeue::Entry> = Vec::new();
+    for (index, conn) in conns.iter_mut().enumerate() {
+        queue.push(recv(conn, index));
+        queue.push(send(conn, index));
+    }
+    let limit = Duration::from_secs_f64(opts.seconds);
+    let mut round_trips = 0u64;
+    let mut in_flight = 0usize;
+    let cpu0 = cpu_seconds();
+    let start = Instant::now();
+    let mut failure = None;
+    while start.elapsed() < limit && failure.is_none() {
+        {
+            let mut sq = ring.submission();
+            for entry in queue.drain(..) {
+                // SAFETY: sends point into `message` and receives into each connection's boxed
+                // buffer; both live until every operation has completed (the drain below).
+                unsafe { sq.push(&entry) }.map_err(|_| "submission queue full".to_string())?;
+                in_flight += 1;
+            }
+        }
+        ring.submit_and_wait(1)
+            .map_err(|e| format!("submit_and_wait: {e}"))?;
+        for cqe in ring.completion() {
+            in_flight -= 1;
+            let index = (cqe.user_data() & 0xffff_ffff) as usize;
+            let result = cqe.result();
+            if cqe.user_data() & SEND_TAG != 0 {
+                if result != size as i32 {
+                    failure = Some(format!("send returned {result}, not {size}"));
+                }
+                continue;
+            }
+            if result <= 0 {
+                failure = Some(if result == 0 {
+                    "the server closed a connection early".to_string()
+                } else {
+                    format!("recv: {}", io::Error::from_raw_os_error(-result))
+                });
+                continue;
+            }
+            let conn = &mut conns[index];
+            conn.received += result as usize;
+            while conn.received >= size {
+                conn.received -= size;
+                round_trips += 1;
+                queue.push(send(conn, index));
+            }
+            queue.push(recv(conn, index));
+        }
+    }
+    let outcome = Outcome {
+        ops: round_trips,
+        seconds: start.elapsed().as_secs_f64(),
+        cpu_seconds: cpu_seconds() - cpu0,
+    };
+    // Shutting the sockets down completes the receives still armed (with 0); wait for every
+    // operation before the buffers and the message are freed.
+    for conn in &conns {
+        let _ = conn.stream.shutdown(Shutdown::Both);
+    }
+    let give_up = Instant::now() + Duration::from_secs(10);
+    while in_flight > 0 {
+        if Instant::now() > give_up {
+            // Never free memory the kernel may still write: leak it and exit.
+            std::mem::forget(conns);
+            std::mem::forget(message);
+            return Err("operations still in flight 10 s after shutdown".into());
+        }
+        ring.submit_and_wait(1)
+            .map_err(|e| format!("submit_and_wait: {e}"))?;
+        in_flight -= ring.completion().count();
+    }
+    if let Some(failure) = failure {
+        return Err(failure);
+    }
+    let client_share = outcome.cpu_seconds / outcome.seconds;
+    let line = format!(
+        "{{\"contender\": \"native\", \"workload\": \"echo-client\", \"connections\": {}, \
+         \"size\": {size}, \"round_trips\": {}, \"seconds\": {:.6}, \"msgs_per_sec\": {:.1}, \
+         \"client_cpu_seconds\": {:.6}, \"client_cpu_share\": {:.3}}}",
+        opts.connections,
+        outcome.ops,
+        outcome.seconds,
+        outcome.ops as f64 / outcome.seconds,
+        outcome.cpu_seconds,
+        client_share,
+    );
+    Ok((outcome, line))
+}
+
 fn json_line(opts: &Options, outcome: &Outcome) -> String {
     let ops = outcome.ops.max(1) as f64;
     let mut line = format!(
@@ -430,6 +612,9 @@ fn json_line(opts: &Options, outcome: &Outcome) -> String {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = parse_args(&args).and_then(|opts| {
+        if opts.workload == "echo-client" {
+            return run_echo_client(&opts).map(|(_, line)| line);
+        }
         let outcome = match opts.workload.as_str() {
             "nop" => run_nop(&opts),
             "read" => run_read(&opts),
