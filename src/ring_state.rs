@@ -391,7 +391,18 @@ impl RingState {
                     .register_sync_cancel(Some(timeout), CancelBuilder::any());
                 false
             }
-            _ => true,
+            _ => {
+                // The kernel holds the cancel SQE back while an `io_drain` operation is in
+                // flight, so cancel synchronously as well (Linux 6.0+; older kernels refuse it
+                // with EINVAL, and ENOENT means nothing was left to cancel). Waiting for the
+                // cancelled operations is the drain loop's job, so the timeout is short.
+                let timeout = io_uring::types::Timespec::new().nsec(1_000_000);
+                let _ = self
+                    .ring
+                    .submitter()
+                    .register_sync_cancel(Some(timeout), CancelBuilder::any());
+                true
+            }
         }
     }
 
