@@ -45,6 +45,9 @@ pub struct RingState {
     owned_eventfd: Option<OwnedFd>,
     /// Buffers of reaped operations, for the next ones.
     pool: BufferPool,
+    /// Whether the kernel has ever taken an entry off the submission queue. Until it has, it
+    /// holds no pointer into any operation's memory (see `drain`).
+    kernel_took_entries: bool,
 }
 
 /// Why a drain stopped.
@@ -61,6 +64,8 @@ impl RingState {
             Ok(()) => Some(probe),
             Err(_) => None,
         };
+        // An SQPOLL ring's kernel thread takes entries without any io_uring_enter.
+        let kernel_took_entries = ring.params().is_setup_sqpoll();
         RingState {
             ring,
             inflight: InFlight::default(),
@@ -69,6 +74,7 @@ impl RingState {
             probe,
             owned_eventfd: None,
             pool: BufferPool::new(),
+            kernel_took_entries,
         }
     }
 
@@ -213,6 +219,7 @@ impl RingState {
             match result {
                 Ok(count) => {
                     submitted += count;
+                    self.kernel_took_entries |= count > 0;
                     retries = 0;
                     // A signal that interrupts the wait after entries were submitted comes
                     // back as that count, not EINTR; its Python handler must still run.
@@ -333,6 +340,12 @@ impl RingState {
     /// posted a final completion for every operation. Completions are discarded: the ring is
     /// closing.
     pub fn drain(&mut self, budget: Duration) -> DrainOutcome {
+        if !self.kernel_took_entries {
+            // No io_uring_enter ever submitted anything (a seccomp filter may allow
+            // io_uring_setup but refuse io_uring_enter): the kernel has never seen a pointer,
+            // so the memory can be freed without cancelling or waiting for anything.
+            return DrainOutcome::Finished;
+        }
         let started = Instant::now();
         let mut cancelled_at: Option<Instant> = None;
         let mut can_submit = true;

@@ -5,13 +5,18 @@ Each test names the tool and the input that exposed the problem, and fails witho
 
 from __future__ import annotations
 
+import errno
+import json
 import os
+import subprocess
+import sys
+import textwrap
 import time
 import warnings
 
 import pytest
 from century_ring import make_io_ring, make_sqe_flags
-from conftest import collect
+from conftest import _SECCOMP_PRELUDE, collect
 
 
 @pytest.mark.parametrize("how", ["close", "drop"])
@@ -63,3 +68,40 @@ def test_cancel_of_an_io_drain_operation_still_completes() -> None:
     finally:
         os.close(r)
         os.close(w)
+
+
+def test_close_is_prompt_where_io_uring_enter_is_refused() -> None:
+    """Found while checking environments that refuse io_uring: a seccomp filter that allows
+    io_uring_setup but refuses io_uring_enter (EPERM). Submitting raises PermissionError; the
+    kernel never took an entry, so closing frees the operations at once instead of waiting
+    10 s for completions that cannot come, warning, and leaking."""
+    script = _SECCOMP_PRELUDE.replace("425)", "426)").format(errno=errno.EPERM) + textwrap.dedent(
+        """
+            import json, os, time, warnings
+            import century_ring
+            warnings.simplefilter("always")
+            r, w = os.pipe()
+            ring = century_ring.make_io_ring()
+            ring.prep_read(r, 10)
+            ring.prep_write(w, b"data")
+            try:
+                ring.submit()
+                submitted = "no error"
+            except PermissionError as e:
+                submitted = str(e)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                t0 = time.monotonic()
+                ring.close()
+                took = time.monotonic() - t0
+            print(json.dumps([submitted, took, [str(c.message) for c in caught]]))
+            """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    submitted, took, caught = json.loads(proc.stdout)
+    assert "io_uring_enter failed" in submitted
+    assert took < 1.5, f"closing took {took:.1f} s"
+    assert caught == []
