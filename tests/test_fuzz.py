@@ -680,14 +680,16 @@ def _reap_until(
 
 def check_call(method: str, kwargs: dict[str, Any], env: Env) -> str:
     """Runs one fuzzed call on a fresh ring and checks the property. Returns the outcome."""
-    args = {k: env.concrete(v) for k, v in kwargs.items()}
-    if method == "prep_waitid" and isinstance(args.get("options"), int):
-        # Never reap another test's child: waitid only ever looks (WNOWAIT).
-        args["options"] |= os.WNOWAIT
-    flags = args.get("sqe_flags")
-    skip_success = isinstance(flags, int) and 0 <= flags < 256 and bool(flags & SKIP_SUCCESS)
-    drain = isinstance(flags, int) and 0 <= flags < 256 and bool(flags & IO_DRAIN)
     with make_io_ring(entries=8) as ring:
+        # Made after the ring, so that a "closed" descriptor number is not the ring's own.
+        args = {k: env.concrete(v) for k, v in kwargs.items()}
+        if method == "prep_waitid" and isinstance(args.get("options"), int):
+            # Never reap another test's child: waitid only ever looks (WNOWAIT).
+            args["options"] |= os.WNOWAIT
+        flags = args.get("sqe_flags")
+        bits = flags if isinstance(flags, int) and 0 <= flags < 256 else 0
+        skip_success = bool(bits & SKIP_SUCCESS)
+        drain = bool(bits & IO_DRAIN)
         try:
             ud = getattr(ring, method)(**args)
         except BaseException as e:
