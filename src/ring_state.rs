@@ -19,6 +19,7 @@ use crate::completion::{CompletionEvent, CQE_F_MORE};
 use crate::errors;
 use crate::inflight::{InFlight, Owned, INTERNAL_USER_DATA};
 use crate::ops::Prepared;
+use crate::valgrind;
 
 /// How long closing waits for the kernel to give back operations' memory before warning.
 pub const DRAIN_WARN_AFTER: Duration = Duration::from_secs(2);
@@ -291,13 +292,22 @@ impl RingState {
                     let data = (raw.result >= 0).then(|| {
                         // SAFETY: a successful read or receive wrote exactly `result` bytes at
                         // the start of the buffer (never more than its capacity, its `len`).
-                        PyBytes::new(py, unsafe { buf.filled(raw.result as usize) }).unbind()
+                        let filled = unsafe { buf.filled(raw.result as usize) };
+                        valgrind::kernel_wrote(filled.as_ptr(), filled.len());
+                        PyBytes::new(py, filled).unbind()
                     });
                     self.pool.give_back(buf);
                     data
                 }
                 Some(Owned::Source(buf)) => {
                     self.pool.give_back(buf);
+                    None
+                }
+                Some(Owned::Borrowed(held)) => {
+                    // A read or receive into the caller's buffer filled its first `result`
+                    // bytes (for a write from it, those bytes were defined already).
+                    let written = usize::try_from(raw.result).unwrap_or(0).min(held.len());
+                    valgrind::kernel_wrote(held.as_ptr(), written);
                     None
                 }
                 Some(Owned::Kept(kept)) => match kept.finish(py, raw.result) {

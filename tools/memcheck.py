@@ -3,6 +3,7 @@ uninitialised memory that involves Century Ring's extension.
 
     python tools/memcheck.py                  # the default selection (about 10-20 minutes)
     python tools/memcheck.py tests/test_hostile.py -k drain   # any pytest arguments
+    python tools/memcheck.py --script examples/cat.py         # or any script
 
 The tests run with PYTHONMALLOC=malloc (so valgrind sees every Python allocation), one XML
 report per process (subprocesses the tests start are traced too; forked children that do not
@@ -118,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--keep", type=Path, help="keep the XML reports in this directory")
     parser.add_argument("--show", type=int, default=5, help="print this many findings in full")
+    parser.add_argument("--script", type=Path, help="run this Python script instead of pytest")
     parser.add_argument("pytest_args", nargs="*", help="pytest arguments (default: safety set)")
     args = parser.parse_args(argv)
     if not shutil.which("valgrind"):
@@ -131,16 +133,12 @@ def main(argv: list[str] | None = None) -> int:
     xml_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, PYTHONMALLOC="malloc", PYTHONFAULTHANDLER="1")
     pytest_args = args.pytest_args or DEFAULT_TESTS
-    cmd = [
-        *valgrind_command(xml_dir, suppressions),
-        sys.executable,
-        "-m",
-        "pytest",
-        "-q",
-        "-p",
-        "no:cacheprovider",
-        *pytest_args,
-    ]
+    target = (
+        [str(args.script)]
+        if args.script
+        else ["-m", "pytest", "-q", "-p", "no:cacheprovider", *pytest_args]
+    )
+    cmd = [*valgrind_command(xml_dir, suppressions), sys.executable, *target]
     print("running:", " ".join(cmd), flush=True)
     t0 = time.monotonic()
     proc = subprocess.run(cmd, cwd=REPO, env=env)
@@ -189,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\nMEMCHECK FAILED: errors in Century Ring's code (see above)")
         return 1
     if proc.returncode != 0:
-        print("\nMEMCHECK FAILED: the tests themselves failed under valgrind")
+        print("\nMEMCHECK FAILED: the tests (or the script) failed under valgrind")
         return 1
     print("\nmemcheck passed: no invalid access or uninitialised use in Century Ring's code")
     return 0
