@@ -121,7 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--show", type=int, default=5, help="print this many findings in full")
     parser.add_argument("--script", type=Path, help="run this Python script instead of pytest")
     parser.add_argument("pytest_args", nargs="*", help="pytest arguments (default: safety set)")
-    args = parser.parse_args(argv)
+    # Options pytest knows (-k, -x, ...) pass through to it.
+    args, extra = parser.parse_known_args(argv)
+    args.pytest_args = [*args.pytest_args, *extra]
     if not shutil.which("valgrind"):
         print("valgrind is not installed", file=sys.stderr)
         return 2
