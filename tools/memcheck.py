@@ -18,6 +18,10 @@ exec are silent). The script then reads every report and sorts each error:
 * **foreign**: errors entirely inside CPython or libc (known noise such as the AVX2 wmemcmp
   over-read). Reported, not failing.
 
+Valgrind 3.19 does not know that io_uring_enter can block: while one thread waits in it, no
+other thread of the program runs. Tests in which another thread must wake the waiter hang
+under valgrind, so the default selection leaves them out.
+
 What valgrind cannot see: anything the kernel does asynchronously. A buffer freed while the
 kernel still writes to it shows up as heap corruption later, or not at all; that is what
 tests/test_safety.py's canary tests look for. Valgrind checks this library's own userspace
@@ -46,9 +50,13 @@ DEFAULT_TESTS = [
     "tests/test_ring_lifecycle.py",
     "-k",
     # Close / drop / interpreter exit with work in flight, memory kept alive, threads, fork;
-    # not the timing-based GIL and signal tests (valgrind serialises threads and is ~50x slower).
+    # not the timing-based GIL and signal tests (valgrind serialises threads and is ~50x
+    # slower), and not the one where another thread must run while one blocks in
+    # io_uring_enter: valgrind 3.19 does not treat io_uring_enter as a blocking system call,
+    # keeps its one-thread-at-a-time lock through it, and the waiter then waits forever for
+    # the thread that would wake it (as liburing#657 and valgrind bug 463859 report).
     "(close or drop or exit or kept_alive or bytearray or thread or fork or leak or drain)"
-    " and not gil and not signal and not sigint and not 100k",
+    " and not gil and not signal and not sigint and not 100k and not while_one_waits",
 ]
 INVALID = {"InvalidRead", "InvalidWrite", "InvalidFree", "MismatchedFree", "InvalidJump"}
 UNINIT = {"UninitCondition", "UninitValue", "SyscallParam", "ClientCheck"}
