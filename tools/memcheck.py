@@ -1,7 +1,7 @@
 """Run the safety tests under valgrind's memcheck and fail on any invalid access or use of
 uninitialised memory that involves Century Ring's extension.
 
-    python tools/memcheck.py                  # the default selection (about 10-20 minutes)
+    python tools/memcheck.py                  # the default selection (about 5 minutes)
     python tools/memcheck.py tests/test_hostile.py -k drain   # any pytest arguments
     python tools/memcheck.py --script examples/cat.py         # or any script
 
