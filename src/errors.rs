@@ -81,10 +81,13 @@ pub fn setup_error(err: &io::Error) -> PyErr {
         libc::ENOSYS => "this kernel has no io_uring (Century Ring needs Linux 5.11 or later), \
                          or a seccomp filter hides the io_uring_setup system call"
             .to_owned(),
-        libc::ENOMEM => "the kernel could not allocate the ring; use fewer entries, or raise \
-                         RLIMIT_MEMLOCK (ulimit -l) on kernels before 5.12, which charge rings \
-                         to it"
-            .to_owned(),
+        libc::ENOMEM => format!(
+            "the kernel could not allocate the ring, or the process's locked-memory limit is \
+             used up: for processes without CAP_IPC_LOCK, Linux charges ring memory to \
+             RLIMIT_MEMLOCK (before 5.12, and again in recent kernels; currently {}). Raise \
+             it (ulimit -l), close rings no longer needed, or use fewer entries",
+            memlock_limit()
+        ),
         libc::EMFILE | libc::ENFILE => {
             "no file descriptor is left for the ring (open-file limit reached)".to_owned()
         }
@@ -92,6 +95,23 @@ pub fn setup_error(err: &io::Error) -> PyErr {
         _ => strerror(code),
     };
     PyOSError::new_err((code, format!("io_uring_setup failed: {why}")))
+}
+
+/// The soft RLIMIT_MEMLOCK, for the message above.
+fn memlock_limit() -> String {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit into the struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut limit) } != 0 {
+        return "unknown".to_owned();
+    }
+    if limit.rlim_cur == libc::RLIM_INFINITY {
+        "unlimited".to_owned()
+    } else {
+        format!("{} bytes", limit.rlim_cur)
+    }
 }
 
 fn read_io_uring_disabled() -> Option<u32> {

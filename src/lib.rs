@@ -17,6 +17,7 @@ mod ring_state;
 mod setup;
 mod sqe_flags;
 mod statx;
+mod valgrind;
 
 use pyo3::prelude::*;
 

@@ -21,6 +21,7 @@ use crate::errors;
 use crate::inflight::{InFlight, Owned, INTERNAL_USER_DATA};
 use crate::ops::Prepared;
 use crate::registered::Registrations;
+use crate::valgrind;
 
 /// How long closing waits for the kernel to give back operations' memory before warning.
 pub const DRAIN_WARN_AFTER: Duration = Duration::from_secs(2);
@@ -47,6 +48,9 @@ pub struct RingState {
     owned_eventfd: Option<OwnedFd>,
     /// Buffers of reaped operations, for the next ones.
     pool: BufferPool,
+    /// Whether the kernel has ever taken an entry off the submission queue. Until it has, it
+    /// holds no pointer into any operation's memory (see `drain`).
+    kernel_took_entries: bool,
     /// Registered files and buffers.
     registered: Registrations,
     /// Provided buffer rings registered on this ring (dropped after `ring` and `inflight`).
@@ -67,6 +71,8 @@ impl RingState {
             Ok(()) => Some(probe),
             Err(_) => None,
         };
+        // An SQPOLL ring's kernel thread takes entries without any io_uring_enter.
+        let kernel_took_entries = ring.params().is_setup_sqpoll();
         RingState {
             ring,
             inflight: InFlight::default(),
@@ -75,6 +81,7 @@ impl RingState {
             probe,
             owned_eventfd: None,
             pool: BufferPool::new(),
+            kernel_took_entries,
             registered: Registrations::default(),
             buffer_rings: BufferRings::default(),
         }
@@ -236,6 +243,7 @@ impl RingState {
             match result {
                 Ok(count) => {
                     submitted += count;
+                    self.kernel_took_entries |= count > 0;
                     retries = 0;
                     // A signal that interrupts the wait after entries were submitted comes
                     // back as that count, not EINTR; its Python handler must still run.
@@ -317,13 +325,22 @@ impl RingState {
                     let data = (raw.result >= 0).then(|| {
                         // SAFETY: a successful read or receive wrote exactly `result` bytes at
                         // the start of the buffer (never more than its capacity, its `len`).
-                        PyBytes::new(py, unsafe { buf.filled(raw.result as usize) }).unbind()
+                        let filled = unsafe { buf.filled(raw.result as usize) };
+                        valgrind::kernel_wrote(filled.as_ptr(), filled.len());
+                        PyBytes::new(py, filled).unbind()
                     });
                     self.pool.give_back(buf);
                     data
                 }
                 Some(Owned::Source(buf)) => {
                     self.pool.give_back(buf);
+                    None
+                }
+                Some(Owned::Borrowed(held)) => {
+                    // A read or receive into the caller's buffer filled its first `result`
+                    // bytes (for a write from it, those bytes were defined already).
+                    let written = usize::try_from(raw.result).unwrap_or(0).min(held.len());
+                    valgrind::kernel_wrote(held.as_ptr(), written);
                     None
                 }
                 Some(Owned::Kept(kept)) => match kept.finish(py, raw.result) {
@@ -368,6 +385,12 @@ impl RingState {
     /// posted a final completion for every operation. Completions are discarded: the ring is
     /// closing.
     pub fn drain(&mut self, budget: Duration) -> DrainOutcome {
+        if !self.kernel_took_entries {
+            // No io_uring_enter ever submitted anything (a seccomp filter may allow
+            // io_uring_setup but refuse io_uring_enter): the kernel has never seen a pointer,
+            // so the memory can be freed without cancelling or waiting for anything.
+            return DrainOutcome::Finished;
+        }
         let started = Instant::now();
         let mut cancelled_at: Option<Instant> = None;
         let mut can_submit = true;
@@ -426,7 +449,18 @@ impl RingState {
                     .register_sync_cancel(Some(timeout), CancelBuilder::any());
                 false
             }
-            _ => true,
+            _ => {
+                // The kernel holds the cancel SQE back while an `io_drain` operation is in
+                // flight, so cancel synchronously as well (Linux 6.0+; older kernels refuse it
+                // with EINVAL, and ENOENT means nothing was left to cancel). Waiting for the
+                // cancelled operations is the drain loop's job, so the timeout is short.
+                let timeout = io_uring::types::Timespec::new().nsec(1_000_000);
+                let _ = self
+                    .ring
+                    .submitter()
+                    .register_sync_cancel(Some(timeout), CancelBuilder::any());
+                true
+            }
         }
     }
 
