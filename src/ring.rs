@@ -372,6 +372,11 @@ impl IoUring {
     }
 
     fn __repr__(&self) -> String {
+        if self.in_forked_child() {
+            // The ring's mappings are not in this process (MADV_DONTFORK): reading the queue
+            // counters here would fault.
+            return format!("<IoUring of process {} (forked: unusable)>", self.owner_pid);
+        }
         match self.state.try_lock() {
             Ok(mut guard) => match guard.as_mut() {
                 Some(ring) => format!(
