@@ -100,6 +100,9 @@ impl IoUring {
             if flags.contains(sqe_flags::SKIP_SUCCESS) && !prepared.owned.is_nothing() {
                 return Err(errors::skip_success_with_owned_data());
             }
+            if flags.contains(sqe_flags::SKIP_SUCCESS) && flags.intersects(sqe_flags::LINKS) {
+                return Err(errors::skip_success_with_link());
+            }
             if !ring.supports(op.opcode) {
                 return Err(errors::unsupported_op(op.method, op.opcode_name, op.since));
             }

@@ -4,12 +4,15 @@ crashed the interpreter) before the fix it names.
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import time
 from collections.abc import Callable
 
-from century_ring import make_io_ring
+import pytest
+from century_ring import IoUring, make_io_ring, make_sqe_flags
+from conftest import collect, drain
 
 # --- fork -----------------------------------------------------------------------------------
 
@@ -56,3 +59,45 @@ def test_repr_in_a_forked_child_does_not_touch_the_parents_ring(pipe: tuple[int,
         assert code == 0, f"the child exited with {code}: {report}"
         assert "fork" in report and str(os.getpid()) in report, report
         assert ring.pending_sq_entries == 1, "the parent's ring is untouched"
+
+
+# --- lifetime: completions the kernel never posts --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        {"io_link": True},
+        {"io_hardlink": True},
+        {"io_hardlink": True, "io_drain": True},
+    ],
+    ids=["io_link", "io_hardlink", "io_hardlink+io_drain"],
+)
+def test_skip_success_on_a_linked_entry_is_refused(
+    ring: IoUring, pipe: tuple[int, int], link: dict[str, bool]
+) -> None:
+    """When an entry with skip_success fails, the kernel posts no completion for the entries
+    linked after it (REQ_F_SKIP_LINK_CQES; with io_drain even a hard link fails that way).
+    Those entries' memory then stayed in the in-flight table for good, and closing the ring
+    waited 10 s for them and leaked it. The combination must be refused, queueing nothing."""
+    flags = make_sqe_flags(skip_success=True, **link)
+    with pytest.raises(ValueError, match="SKIP_SUCCESS") as info:
+        ring.prep_close(2**30, sqe_flags=flags)  # a close that would fail with EBADF
+    assert "LINK" in str(info.value)
+    assert ring.pending_sq_entries == 0
+    # What would have followed it: its completion must arrive.
+    ud = ring.prep_read(pipe[0], 16)
+    os.write(pipe[1], b"data")
+    assert collect(ring, [ud])[ud].buffer == b"data"
+    assert ring.in_flight == 0
+
+
+def test_skip_success_on_the_last_entry_of_a_chain_still_works(ring: IoUring) -> None:
+    """skip_success stays allowed on a chain's last entry, which links to nothing: the linked
+    head completes, and the last entry's failure is still reported."""
+    head = ring.prep_nop(sqe_flags=make_sqe_flags(io_link=True))
+    last = ring.prep_close(2**30, sqe_flags=make_sqe_flags(skip_success=True))
+    got = collect(ring, [head, last])
+    assert got[head].result == 0
+    assert got[last].result == -errno.EBADF
+    assert drain(ring) == [] and ring.in_flight == 0
