@@ -7,8 +7,9 @@ from __future__ import annotations
 import errno
 import os
 import signal
+import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 from century_ring import IoUring, make_io_ring, make_sqe_flags
@@ -101,3 +102,46 @@ def test_skip_success_on_the_last_entry_of_a_chain_still_works(ring: IoUring) ->
     assert got[head].result == 0
     assert got[last].result == -errno.EBADF
     assert drain(ring) == [] and ring.in_flight == 0
+
+
+# --- memory handed to Python ------------------------------------------------------------------
+
+SECRET = b"S" * 64
+
+
+@pytest.fixture
+def tcp_pair() -> Iterator[tuple[socket.socket, socket.socket]]:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        client = socket.create_connection(listener.getsockname())
+        server, _ = listener.accept()
+    with client, server:
+        yield client, server
+
+
+@pytest.mark.parametrize("method", ["prep_recv", "prep_recvfrom"])
+def test_msg_trunc_receive_never_shows_memory_the_kernel_did_not_write(
+    ring: IoUring,
+    pipe: tuple[int, int],
+    tcp_pair: tuple[socket.socket, socket.socket],
+    method: str,
+) -> None:
+    """With MSG_TRUNC a TCP socket discards the data instead of copying it, and the result
+    still counts it. The completion's buffer held that many bytes of whatever the ring's
+    buffer held before: data of an earlier operation (here, an earlier read) or uninitialised
+    heap. It must never show memory the kernel did not write."""
+    if not ring.probe()[method]:
+        pytest.skip(f"the kernel lacks {method}")
+    client, server = tcp_pair
+    os.write(pipe[1], SECRET)
+    read = ring.prep_read(pipe[0], len(SECRET))
+    assert collect(ring, [read])[read].buffer == SECRET  # the buffer goes back to the pool
+    client.sendall(b"hello")
+    time.sleep(0.05)
+    prep = getattr(ring, method)
+    ud = prep(server, len(SECRET), socket.MSG_TRUNC)
+    cqe = collect(ring, [ud])[ud]
+    assert cqe.result == 5
+    assert cqe.buffer is not None and len(cqe.buffer) == 5
+    assert b"S" not in cqe.buffer, f"stale memory leaked into the completion: {cqe.buffer!r}"

@@ -6,6 +6,7 @@ use pyo3::prelude::*;
 use super::{byte_range, destination_in, source_of_range};
 use crate::address;
 use crate::args::{self, int_in};
+use crate::buffer::{BufferPool, IoBuf};
 use crate::caller_buffer::CallerBuffer;
 use crate::errors::bad_arg;
 use crate::ops::net;
@@ -163,7 +164,9 @@ impl IoUring {
     ///
     /// :param fd: The socket, as a file descriptor or an object with ``fileno()``.
     /// :param byte_count: How many bytes to receive at most: ``0`` to ``2**31 - 1``.
-    /// :param flags: ``MSG_*`` flags for ``recv(2)``, such as :data:`socket.MSG_WAITALL`.
+    /// :param flags: ``MSG_*`` flags for ``recv(2)``, such as :data:`socket.MSG_WAITALL`. With
+    ///     :data:`socket.MSG_TRUNC` a TCP socket discards the data it counts: the buffer then
+    ///     holds zero bytes in its place.
     /// :param sqe_flags: Flags from :func:`make_sqe_flags`; ``skip_success`` is refused.
     /// :returns: The operation's ``user_data``.
     /// :raises ValueError: An argument is out of range.
@@ -182,7 +185,8 @@ impl IoUring {
         let byte_count = args::byte_count(byte_count, "byte_count")?;
         let msg_flags = msg_flags(flags)?;
         self.queue(sqe_flags, |pool| {
-            Ok(net::recv(fd, pool.take(byte_count as usize)?, msg_flags))
+            let destination = receive_buffer(pool, byte_count, msg_flags)?;
+            Ok(net::recv(fd, destination, msg_flags))
         })
     }
 
@@ -490,7 +494,9 @@ impl IoUring {
     ///
     /// :param fd: The socket, as a file descriptor or an object with ``fileno()``.
     /// :param byte_count: How many bytes to receive at most: ``0`` to ``2**31 - 1``.
-    /// :param flags: ``MSG_*`` flags for ``recvmsg(2)``, such as :data:`socket.MSG_PEEK`.
+    /// :param flags: ``MSG_*`` flags for ``recvmsg(2)``, such as :data:`socket.MSG_PEEK`. With
+    ///     :data:`socket.MSG_TRUNC` a TCP socket discards the data it counts: the buffer then
+    ///     holds zero bytes in its place.
     /// :param sqe_flags: Flags from :func:`make_sqe_flags`; ``skip_success`` is refused.
     /// :returns: The operation's ``user_data``.
     /// :raises ValueError: An argument is out of range.
@@ -512,7 +518,7 @@ impl IoUring {
         self.queue(sqe_flags, |pool| {
             Ok(net::recvfrom(
                 fd,
-                pool.take(byte_count as usize)?,
+                receive_buffer(pool, byte_count, msg_flags)?,
                 msg_flags,
             ))
         })
@@ -522,6 +528,19 @@ impl IoUring {
 /// `listen()`'s backlog when none is given: what `socket.socket.listen()` picks,
 /// `min(SOMAXCONN, 128)`.
 const DEFAULT_BACKLOG: i32 = 128;
+
+/// The buffer a receive fills. With `MSG_TRUNC` a stream socket discards the data instead of
+/// writing it, yet the result still counts it, so the buffer is zeroed first: the completion's
+/// `buffer` must never show memory the kernel did not write (stale data of an earlier
+/// operation, or uninitialised heap).
+fn receive_buffer(pool: &mut BufferPool, byte_count: u32, msg_flags: i32) -> PyResult<IoBuf> {
+    let buffer = pool.take(byte_count as usize)?;
+    Ok(if msg_flags & libc::MSG_TRUNC != 0 {
+        buffer.zeroed()
+    } else {
+        buffer
+    })
+}
 
 fn msg_flags(value: Option<&Bound<'_, PyAny>>) -> PyResult<i32> {
     value.map_or(Ok(0), |v| {
