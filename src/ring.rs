@@ -118,6 +118,11 @@ impl IoUring {
             None => state.drain(budget),
         };
         let mut outcome = drain(&mut state, DRAIN_WARN_AFTER);
+        if state.forked() {
+            // Python code run during the drain forked, and this is the child.
+            state.abandon_after_fork();
+            return;
+        }
         if let DrainOutcome::StillWaiting(count) = outcome {
             warn(
                 py,
@@ -127,6 +132,10 @@ impl IoUring {
                 ),
             );
             outcome = drain(&mut state, DRAIN_GIVE_UP_AFTER - DRAIN_WARN_AFTER);
+            if state.forked() {
+                state.abandon_after_fork();
+                return;
+            }
         }
         if let DrainOutcome::StillWaiting(_) = outcome {
             let leaked = state.leak_in_flight();
@@ -140,7 +149,11 @@ impl IoUring {
                 ),
             );
         }
-        drop(state);
+        if state.forked() {
+            state.abandon_after_fork();
+        } else {
+            drop(state);
+        }
     }
 }
 

@@ -17,6 +17,7 @@ use pyo3::types::{PyBytes, PyList};
 use crate::buffer::BufferPool;
 use crate::completion::{CompletionEvent, CQE_F_MORE};
 use crate::errors;
+use crate::fork;
 use crate::inflight::{InFlight, Owned, INTERNAL_USER_DATA};
 use crate::ops::Prepared;
 use crate::registered::Registrations;
@@ -48,6 +49,11 @@ pub struct RingState {
     pool: BufferPool,
     /// Registered files and buffers.
     registered: Registrations,
+    /// The process that made the ring, and its fork generation: Python code run from inside a
+    /// call (a signal handler, a `__del__`) may fork, and the child must not go on to read the
+    /// ring's memory, which it does not have (MADV_DONTFORK), or submit to the parent's ring.
+    owner_pid: u32,
+    fork_generation: u64,
 }
 
 /// Why a drain stopped.
@@ -73,7 +79,14 @@ impl RingState {
             owned_eventfd: None,
             pool: BufferPool::new(),
             registered: Registrations::default(),
+            owner_pid: std::process::id(),
+            fork_generation: fork::generation(),
         }
+    }
+
+    /// Whether this process is a fork of the one that made the ring.
+    pub fn forked(&self) -> bool {
+        fork::generation() != self.fork_generation
     }
 
     pub fn supports(&self, opcode: u8) -> bool {
@@ -253,6 +266,9 @@ impl RingState {
     /// Moves every completion the kernel has posted, including its overflow backlog, into
     /// `ready`. Never drops one.
     fn collect(&mut self) -> PyResult<()> {
+        if self.forked() {
+            return Err(errors::forked(self.owner_pid));
+        }
         // Bounded so a ring that keeps overflowing under load cannot keep us here forever;
         // what is left is collected next time.
         for _ in 0..64 {
@@ -346,6 +362,10 @@ impl RingState {
         let mut cancelled_at: Option<Instant> = None;
         let mut can_submit = true;
         loop {
+            if self.forked() {
+                // Python code run while releasing memory forked: the caller abandons the ring.
+                return DrainOutcome::StillWaiting(self.inflight.len());
+            }
             if self.collect().is_err() {
                 // Only an unusable ring fails here; what remains is leaked below.
             }

@@ -4,10 +4,13 @@ crashed the interpreter) before the fix it names.
 
 from __future__ import annotations
 
+import ctypes
 import errno
+import mmap
 import os
 import signal
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -60,6 +63,126 @@ def test_repr_in_a_forked_child_does_not_touch_the_parents_ring(pipe: tuple[int,
         assert code == 0, f"the child exited with {code}: {report}"
         assert "fork" in report and str(os.getpid()) in report, report
         assert ring.pending_sq_entries == 1, "the parent's ring is untouched"
+
+
+def _wait(pid: int) -> int:
+    """The exit code of child ``pid`` (negative: killed by that signal); kills it after 20 s."""
+    deadline = time.monotonic() + 20
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            raise AssertionError("the forked child hung")
+        time.sleep(0.01)
+
+
+def test_fork_in_a_signal_handler_during_a_wait(pipe: tuple[int, int]) -> None:
+    """A signal handler that forks while submit_and_wait blocks: in the child the wait went on
+    and read the completion queue from the ring's memory, which the child does not have
+    (SIGSEGV). The child's wait must raise the fork RuntimeError instead; the parent's wait
+    carries on and gets its completion."""
+    parent = os.getpid()
+    children: list[int] = []
+
+    def handler(signum: int, frame: object) -> None:
+        pid = os.fork()
+        if pid:
+            children.append(pid)
+
+    r, w = pipe
+    old = signal.signal(signal.SIGUSR1, handler)
+    try:
+        with make_io_ring() as ring:
+            ud = ring.prep_read(r, 1)
+            poke = threading.Timer(0.2, os.kill, (parent, signal.SIGUSR1))
+            feed = threading.Timer(0.6, os.write, (w, b"x"))
+            poke.start()
+            feed.start()
+            try:
+                ring.submit_and_wait(1)
+            except BaseException as e:
+                if os.getpid() != parent:  # pragma: no cover - the child
+                    os._exit(0 if isinstance(e, RuntimeError) and "fork" in str(e) else 4)
+                raise
+            if os.getpid() != parent:  # pragma: no cover - the child
+                os._exit(5)  # the wait returned normally in the child
+            poke.join()
+            feed.join()
+            assert [c.user_data for c in ring.get_completion_entries()] == [ud]
+    finally:
+        signal.signal(signal.SIGUSR1, old)
+    assert len(children) == 1
+    assert _wait(children[0]) == 0
+
+
+def _ring_mappings(pid: int) -> list[tuple[int, int]]:
+    """The address ranges of process ``pid``'s io_uring mappings."""
+    with open(f"/proc/{pid}/maps") as maps:
+        lines = [line.split()[0] for line in maps if "anon_inode:[io_uring]" in line]
+    return [(int(a, 16), int(b, 16)) for a, b in (line.split("-") for line in lines)]
+
+
+def _map_fixed(start: int, length: int) -> bool:
+    """mmap anonymous memory at exactly ``start`` (MAP_FIXED_NOREPLACE); True if it worked."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [
+        ctypes.c_void_p,
+        ctypes.c_size_t,
+        ctypes.c_int,
+        ctypes.c_int,
+        ctypes.c_int,
+        ctypes.c_long,
+    ]
+    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | 0x100000  # MAP_FIXED_NOREPLACE
+    got = libc.mmap(start, length, mmap.PROT_READ | mmap.PROT_WRITE, flags, -1, 0)
+    return bool(got == start)
+
+
+def _mapped(start: int, end: int) -> bool:
+    """Whether ``start..end`` lies inside one mapping of this process (adjacent anonymous
+    mappings merge into one line of the maps file)."""
+    with open("/proc/self/maps") as maps:
+        spans = [line.split()[0].split("-") for line in maps]
+    return any(int(a, 16) <= start and end <= int(b, 16) for a, b in spans)
+
+
+def test_fork_in_a_del_run_by_close(pipe: tuple[int, int]) -> None:
+    """close() cancels a read into a caller's buffer and releases the export; if that drops the
+    last reference and the buffer's __del__ forks, the child went on with the parent's close:
+    it finished the drain and freed the ring, unmapping the parent's ring addresses, where the
+    child may have mapped memory of its own since. The child must abandon the ring instead,
+    touching neither the kernel nor its address space."""
+    parent = os.getpid()
+    children: list[int] = []
+    placed: list[tuple[int, int]] = []
+
+    class Forking(bytearray):
+        def __del__(self) -> None:
+            pid = os.fork()
+            if pid:
+                children.append(pid)
+                return
+            # The child: its own memory where the parent's ring is mapped.
+            for start, end in ring_mappings:
+                if _map_fixed(start, end - start):
+                    placed.append((start, end))
+
+    others = set(_ring_mappings(parent))
+    ring = make_io_ring()
+    ring_mappings = sorted(set(_ring_mappings(parent)) - others)
+    ring.prep_read_into(pipe[0], Forking(8))  # only the ring holds the buffer now
+    ring.submit()
+    ring.close()
+    if os.getpid() != parent:  # pragma: no cover - the child
+        intact = bool(placed) and all(_mapped(start, end) for start, end in placed)
+        os._exit(0 if intact else 6)
+    assert len(children) == 1
+    assert _wait(children[0]) == 0, "the child's own mappings were unmapped by the ring"
+    assert ring.closed
 
 
 # --- lifetime: completions the kernel never posts --------------------------------------------
