@@ -268,3 +268,38 @@ def test_msg_trunc_receive_never_shows_memory_the_kernel_did_not_write(
     assert cqe.result == 5
     assert cqe.buffer is not None and len(cqe.buffer) == 5
     assert b"S" not in cqe.buffer, f"stale memory leaked into the completion: {cqe.buffer!r}"
+
+
+#: ``socket.MSG_ZEROCOPY`` / ``SO_ZEROCOPY`` (Linux 4.14), spelled out where the module lacks
+#: them.
+MSG_ZEROCOPY = getattr(socket, "MSG_ZEROCOPY", 0x4000000)
+SO_ZEROCOPY = getattr(socket, "SO_ZEROCOPY", 60)
+
+
+@pytest.mark.parametrize("copy", [True, False])
+def test_send_refuses_msg_zerocopy(
+    ring: IoUring, tcp_pair: tuple[socket.socket, socket.socket], copy: bool
+) -> None:
+    """On a socket with SO_ZEROCOPY, a send with MSG_ZEROCOPY pins the buffer's pages and the
+    kernel keeps reading them until the data has left (it reports that later on the socket's
+    error queue), long after the completion at which the ring frees its copy or hands the
+    caller's buffer back: whatever then occupies the memory could go out on the wire. The
+    flag must be refused, queueing nothing."""
+    client, _ = tcp_pair
+    client.setsockopt(socket.SOL_SOCKET, SO_ZEROCOPY, 1)
+    buffer = bytearray(b"A" * 65536)
+    with pytest.raises(ValueError, match="MSG_ZEROCOPY"):
+        ring.prep_send(client, buffer, flags=MSG_ZEROCOPY, copy=copy)
+    assert ring.pending_sq_entries == 0
+    buffer.extend(b"resizable: no export is held")
+
+
+def test_sendto_refuses_msg_zerocopy(ring: IoUring) -> None:
+    """As for send: sendmsg with MSG_ZEROCOPY would outlive its completion."""
+    if not ring.probe()["prep_sendto"]:
+        pytest.skip("the kernel lacks prep_sendto")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, SO_ZEROCOPY, 1)
+        with pytest.raises(ValueError, match="MSG_ZEROCOPY"):
+            ring.prep_sendto(s, b"x" * 4096, ("127.0.0.1", 9), MSG_ZEROCOPY)
+    assert ring.pending_sq_entries == 0

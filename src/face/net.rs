@@ -124,7 +124,8 @@ impl IoUring {
     /// :param count: How many bytes to send; by default the rest of the buffer after
     ///     ``buffer_offset``.
     /// :param buffer_offset: Where in ``buffer`` the data starts; by default ``0``.
-    /// :param flags: ``MSG_*`` flags for ``send(2)``, such as :data:`socket.MSG_NOSIGNAL`.
+    /// :param flags: ``MSG_*`` flags for ``send(2)``, such as :data:`socket.MSG_NOSIGNAL`;
+    ///     not ``MSG_ZEROCOPY``, with which the kernel reads the buffer after the completion.
     /// :param copy: ``False`` to send from ``buffer`` itself instead of the ring's copy.
     /// :param sqe_flags: Flags from :func:`make_sqe_flags`; ``skip_success`` is refused.
     /// :returns: The operation's ``user_data``.
@@ -146,7 +147,7 @@ impl IoUring {
         sqe_flags: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<u64> {
         let fd = args::fd(fd, "fd")?;
-        let msg_flags = msg_flags(flags)?;
+        let msg_flags = send_flags(flags)?;
         let range = byte_range(count, buffer_offset)?;
         self.queue(sqe_flags, |pool| {
             Ok(net::send(
@@ -445,7 +446,8 @@ impl IoUring {
     ///     bytes.
     /// :param address: Where to send, in the :mod:`socket` module's form, as for
     ///     :meth:`prep_connect`.
-    /// :param flags: ``MSG_*`` flags for ``sendmsg(2)``, such as :data:`socket.MSG_DONTWAIT`.
+    /// :param flags: ``MSG_*`` flags for ``sendmsg(2)``, such as :data:`socket.MSG_DONTWAIT`;
+    ///     not ``MSG_ZEROCOPY``, with which the kernel reads the buffer after the completion.
     /// :param sqe_flags: Flags from :func:`make_sqe_flags`; ``skip_success`` is refused.
     /// :returns: The operation's ``user_data``.
     /// :raises ValueError: The address is bad, or an argument is out of range.
@@ -465,7 +467,7 @@ impl IoUring {
     ) -> PyResult<u64> {
         let fd = args::fd(fd, "fd")?;
         let address = address::from_python(address, "address")?;
-        let msg_flags = msg_flags(flags)?;
+        let msg_flags = send_flags(flags)?;
         let view = CallerBuffer::read_only(buffer, "buffer")?;
         if view.as_slice().len() as u64 > args::MAX_BYTE_COUNT as u64 {
             return Err(bad_arg(format!(
@@ -528,6 +530,21 @@ impl IoUring {
 /// `listen()`'s backlog when none is given: what `socket.socket.listen()` picks,
 /// `min(SOMAXCONN, 128)`.
 const DEFAULT_BACKLOG: i32 = 128;
+
+/// `MSG_*` flags for a send. `MSG_ZEROCOPY` is refused: with it (on a socket with
+/// `SO_ZEROCOPY`) the kernel keeps reading the pages after the completion, until the data
+/// has left, while the ring frees or hands the buffer back at the completion.
+fn send_flags(value: Option<&Bound<'_, PyAny>>) -> PyResult<i32> {
+    let flags = msg_flags(value)?;
+    if flags & libc::MSG_ZEROCOPY != 0 {
+        return Err(bad_arg(
+            "flags: MSG_ZEROCOPY is not supported: the kernel would keep reading the buffer \
+             after the completion, when the ring has already released it"
+                .to_owned(),
+        ));
+    }
+    Ok(flags)
+}
 
 /// The buffer a receive fills. With `MSG_TRUNC` a stream socket discards the data instead of
 /// writing it, yet the result still counts it, so the buffer is zeroed first: the completion's
