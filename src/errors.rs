@@ -45,6 +45,18 @@ pub fn skip_success_with_link() -> PyErr {
     )
 }
 
+/// The ring's descriptor no longer refers to the ring: the kernel took none of its entries.
+pub fn ring_fd_lost(fd: i32, pending: u32) -> PyErr {
+    PyOSError::new_err((
+        libc::EBADF,
+        format!(
+            "the kernel took none of the {pending} queued entries: file descriptor {fd} no \
+             longer refers to this ring (was it closed with os.close(ring.fileno())?); close \
+             the ring and make a new one"
+        ),
+    ))
+}
+
 /// An operation the running kernel's io_uring probe does not list.
 pub fn unsupported_op(method: &str, opcode: &str, since: &str) -> PyErr {
     PyNotImplementedError::new_err(format!(

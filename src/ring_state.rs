@@ -234,6 +234,13 @@ impl RingState {
             };
             match result {
                 Ok(count) => {
+                    if count == 0 && pending > 0 && !self.ring.params().is_setup_sqpoll() {
+                        // The kernel always takes at least one entry from its own ring's
+                        // queue: this descriptor no longer refers to the ring (the caller
+                        // closed it, and the number may now name another ring). Looping would
+                        // never end.
+                        return Err(errors::ring_fd_lost(fd, pending));
+                    }
                     submitted += count;
                     retries = 0;
                     // A signal that interrupts the wait after entries were submitted comes

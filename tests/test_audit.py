@@ -10,6 +10,8 @@ import mmap
 import os
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -303,3 +305,38 @@ def test_sendto_refuses_msg_zerocopy(ring: IoUring) -> None:
         with pytest.raises(ValueError, match="MSG_ZEROCOPY"):
             ring.prep_sendto(s, b"x" * 4096, ("127.0.0.1", 9), MSG_ZEROCOPY)
     assert ring.pending_sq_entries == 0
+
+
+# --- misuse of the ring's own descriptor ------------------------------------------------------
+
+_FD_REPLACED = """
+import os, century_ring as cr
+r, w = os.pipe()
+ring = cr.make_io_ring()
+ring.prep_read(r, 4)
+ring.submit()
+fd = ring.fileno()
+os.close(fd)
+other = cr.make_io_ring()
+if other.fileno() != fd:
+    os.dup2(other.fileno(), fd)
+ring.prep_nop()
+try:
+    ring.submit()
+except OSError as e:
+    print("raised", e.errno)
+else:
+    print("returned")
+os._exit(0)  # skip the 10 s drain of a ring that can no longer be reached
+"""
+
+
+def test_submit_after_the_rings_fd_was_closed_and_reused_raises() -> None:
+    """os.close(ring.fileno()), then another ring takes that number: submit() entered the
+    other ring, which never takes this ring's entries, and looped forever with the GIL held.
+    It must raise OSError(EBADF) instead."""
+    done = subprocess.run(
+        [sys.executable, "-c", _FD_REPLACED], capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["raised", str(errno.EBADF)], done.stdout + done.stderr
