@@ -53,6 +53,14 @@ impl IoBuf {
         })
     }
 
+    /// The same buffer with every byte set to zero, for operations whose result may count
+    /// bytes the kernel never wrote.
+    pub fn zeroed(self) -> Self {
+        // SAFETY: `capacity` bytes at `ptr` belong to this buffer alone (none for capacity 0).
+        unsafe { std::ptr::write_bytes(self.ptr.as_ptr(), 0, self.capacity) };
+        self
+    }
+
     pub fn as_mut_ptr(&self) -> *mut u8 {
         self.ptr.as_ptr()
     }

@@ -33,6 +33,30 @@ pub fn skip_success_with_owned_data() -> PyErr {
     PyValueError::new_err("Can't use 'SKIP_SUCCESS' on submissions with owned data")
 }
 
+/// `skip_success` on a linked entry: when such an entry fails, the kernel posts no completion
+/// for the entries linked after it (`REQ_F_SKIP_LINK_CQES`), so the ring could never release
+/// their memory, and closing it would wait for them in vain.
+pub fn skip_success_with_link() -> PyErr {
+    PyValueError::new_err(
+        "Can't use 'SKIP_SUCCESS' together with 'IO_LINK' or 'IO_HARDLINK': if this entry \
+         failed, the kernel would post no completion for the entries linked after it, and \
+         their memory could never be released; put skip_success only on the last entry of a \
+         chain",
+    )
+}
+
+/// The ring's descriptor no longer refers to the ring: the kernel took none of its entries.
+pub fn ring_fd_lost(fd: i32, pending: u32) -> PyErr {
+    PyOSError::new_err((
+        libc::EBADF,
+        format!(
+            "the kernel took none of the {pending} queued entries: file descriptor {fd} no \
+             longer refers to this ring (was it closed with os.close(ring.fileno())?); close \
+             the ring and make a new one"
+        ),
+    ))
+}
+
 /// An operation the running kernel's io_uring probe does not list.
 pub fn unsupported_op(method: &str, opcode: &str, since: &str) -> PyErr {
     PyNotImplementedError::new_err(format!(

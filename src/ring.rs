@@ -98,6 +98,9 @@ impl IoUring {
             if flags.contains(sqe_flags::SKIP_SUCCESS) && !prepared.owned.is_nothing() {
                 return Err(errors::skip_success_with_owned_data());
             }
+            if flags.contains(sqe_flags::SKIP_SUCCESS) && flags.intersects(sqe_flags::LINKS) {
+                return Err(errors::skip_success_with_link());
+            }
             if !ring.supports(op.opcode) {
                 return Err(errors::unsupported_op(op.method, op.opcode_name, op.since));
             }
@@ -113,6 +116,11 @@ impl IoUring {
             None => state.drain(budget),
         };
         let mut outcome = drain(&mut state, DRAIN_WARN_AFTER);
+        if state.forked() {
+            // Python code run during the drain forked, and this is the child.
+            state.abandon_after_fork();
+            return;
+        }
         if let DrainOutcome::StillWaiting(count) = outcome {
             warn(
                 py,
@@ -122,6 +130,10 @@ impl IoUring {
                 ),
             );
             outcome = drain(&mut state, DRAIN_GIVE_UP_AFTER - DRAIN_WARN_AFTER);
+            if state.forked() {
+                state.abandon_after_fork();
+                return;
+            }
         }
         if let DrainOutcome::StillWaiting(_) = outcome {
             let leaked = state.leak_in_flight();
@@ -135,7 +147,11 @@ impl IoUring {
                 ),
             );
         }
-        drop(state);
+        if state.forked() {
+            state.abandon_after_fork();
+        } else {
+            drop(state);
+        }
     }
 }
 
@@ -436,6 +452,11 @@ impl IoUring {
     }
 
     fn __repr__(&self) -> String {
+        if self.in_forked_child() {
+            // The ring's mappings are not in this process (MADV_DONTFORK): reading the queue
+            // counters here would fault.
+            return format!("<IoUring of process {} (forked: unusable)>", self.owner_pid);
+        }
         match self.state.try_enter() {
             Some(mut guard) => match guard.as_mut() {
                 Some(ring) => format!(

@@ -18,6 +18,7 @@ use crate::buffer::BufferPool;
 use crate::buffer_ring::BufferRings;
 use crate::completion::{CompletionEvent, CQE_F_MORE};
 use crate::errors;
+use crate::fork;
 use crate::inflight::{InFlight, Owned, INTERNAL_USER_DATA};
 use crate::ops::Prepared;
 use crate::registered::Registrations;
@@ -53,6 +54,11 @@ pub struct RingState {
     kernel_took_entries: bool,
     /// Registered files and buffers.
     registered: Registrations,
+    /// The process that made the ring, and its fork generation: Python code run from inside a
+    /// call (a signal handler, a `__del__`) may fork, and the child must not go on to read the
+    /// ring's memory, which it does not have (MADV_DONTFORK), or submit to the parent's ring.
+    owner_pid: u32,
+    fork_generation: u64,
     /// Provided buffer rings registered on this ring (dropped after `ring` and `inflight`).
     buffer_rings: BufferRings,
 }
@@ -83,8 +89,15 @@ impl RingState {
             pool: BufferPool::new(),
             kernel_took_entries,
             registered: Registrations::default(),
+            owner_pid: std::process::id(),
+            fork_generation: fork::generation(),
             buffer_rings: BufferRings::default(),
         }
+    }
+
+    /// Whether this process is a fork of the one that made the ring.
+    pub fn forked(&self) -> bool {
+        fork::generation() != self.fork_generation
     }
 
     pub fn supports(&self, opcode: u8) -> bool {
@@ -242,6 +255,13 @@ impl RingState {
             };
             match result {
                 Ok(count) => {
+                    if count == 0 && pending > 0 && !self.ring.params().is_setup_sqpoll() {
+                        // The kernel always takes at least one entry from its own ring's
+                        // queue: this descriptor no longer refers to the ring (the caller
+                        // closed it, and the number may now name another ring). Looping would
+                        // never end.
+                        return Err(errors::ring_fd_lost(fd, pending));
+                    }
                     submitted += count;
                     self.kernel_took_entries |= count > 0;
                     retries = 0;
@@ -275,6 +295,9 @@ impl RingState {
     /// Moves every completion the kernel has posted, including its overflow backlog, into
     /// `ready`. Never drops one.
     fn collect(&mut self) -> PyResult<()> {
+        if self.forked() {
+            return Err(errors::forked(self.owner_pid));
+        }
         // Bounded so a ring that keeps overflowing under load cannot keep us here forever;
         // what is left is collected next time.
         for _ in 0..64 {
@@ -395,6 +418,10 @@ impl RingState {
         let mut cancelled_at: Option<Instant> = None;
         let mut can_submit = true;
         loop {
+            if self.forked() {
+                // Python code run while releasing memory forked: the caller abandons the ring.
+                return DrainOutcome::StillWaiting(self.inflight.len());
+            }
             if self.collect().is_err() {
                 // Only an unusable ring fails here; what remains is leaked below.
             }

@@ -10,6 +10,8 @@ use crate::errors::bad_arg;
 pub const BUFFER_SELECT: Flags = Flags::BUFFER_SELECT;
 /// `IOSQE_CQE_SKIP_SUCCESS`: post no completion when the operation succeeds.
 pub const SKIP_SUCCESS: Flags = Flags::SKIP_SUCCESS;
+/// Either kind of link to the next entry.
+pub const LINKS: Flags = Flags::IO_LINK.union(Flags::IO_HARDLINK);
 
 /// Makes the opaque flag bits that every ``prep_*`` method takes as ``sqe_flags``.
 ///
@@ -31,6 +33,9 @@ pub const SKIP_SUCCESS: Flags = Flags::SKIP_SUCCESS;
 /// :param skip_success: ``IOSQE_CQE_SKIP_SUCCESS``: post no completion if the operation
 ///     succeeds. Operations that own memory (a path, a buffer or an address) refuse it with
 ///     :class:`ValueError`, since only their completion tells the ring it may free that memory.
+///     Linked entries (``io_link`` or ``io_hardlink``) refuse it too: when such an entry fails,
+///     the kernel posts no completion for the entries linked after it. Put it on the last
+///     entry of a chain instead.
 /// :returns: The flag bits, to pass as ``sqe_flags=`` to any ``prep_*`` method.
 #[pyfunction]
 #[pyo3(signature = (

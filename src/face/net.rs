@@ -6,6 +6,7 @@ use pyo3::prelude::*;
 use super::{byte_range, destination_in, source_of_range};
 use crate::address;
 use crate::args::{self, int_in};
+use crate::buffer::{BufferPool, IoBuf};
 use crate::caller_buffer::CallerBuffer;
 use crate::errors::bad_arg;
 use crate::ops::net;
@@ -123,7 +124,8 @@ impl IoUring {
     /// :param count: How many bytes to send; by default the rest of the buffer after
     ///     ``buffer_offset``.
     /// :param buffer_offset: Where in ``buffer`` the data starts; by default ``0``.
-    /// :param flags: ``MSG_*`` flags for ``send(2)``, such as :data:`socket.MSG_NOSIGNAL`.
+    /// :param flags: ``MSG_*`` flags for ``send(2)``, such as :data:`socket.MSG_NOSIGNAL`;
+    ///     not ``MSG_ZEROCOPY``, with which the kernel reads the buffer after the completion.
     /// :param copy: ``False`` to send from ``buffer`` itself instead of the ring's copy.
     /// :param sqe_flags: Flags from :func:`make_sqe_flags`; ``skip_success`` is refused.
     /// :returns: The operation's ``user_data``.
@@ -145,7 +147,7 @@ impl IoUring {
         sqe_flags: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<u64> {
         let fd = args::fd(fd, "fd")?;
-        let msg_flags = msg_flags(flags)?;
+        let msg_flags = send_flags(flags)?;
         let range = byte_range(count, buffer_offset)?;
         self.queue(sqe_flags, |pool| {
             Ok(net::send(
@@ -224,7 +226,9 @@ impl IoUring {
     ///     ``buffer_group``, ``0`` means one buffer's size (larger values are capped at it);
     ///     for a bundle, the most bytes over all its buffers: ``0`` (no limit) or at least one
     ///     buffer's size.
-    /// :param flags: ``MSG_*`` flags for ``recv(2)``, such as :data:`socket.MSG_WAITALL`.
+    /// :param flags: ``MSG_*`` flags for ``recv(2)``, such as :data:`socket.MSG_WAITALL`. With
+    ///     :data:`socket.MSG_TRUNC` a TCP socket discards the data it counts: the buffer then
+    ///     holds zero bytes in its place.
     /// :param buffer_group: A :class:`BufferRing` registered on this ring, or its
     ///     ``group_id``.
     /// :param multishot: ``IORING_RECV_MULTISHOT`` (Linux 6.0): stay armed, posting one
@@ -273,7 +277,8 @@ impl IoUring {
             )));
         }
         self.queue(sqe_flags, |pool| {
-            Ok(net::recv(fd, pool.take(byte_count as usize)?, msg_flags))
+            let destination = receive_buffer(pool, byte_count, msg_flags)?;
+            Ok(net::recv(fd, destination, msg_flags))
         })
     }
 
@@ -532,7 +537,8 @@ impl IoUring {
     ///     bytes.
     /// :param address: Where to send, in the :mod:`socket` module's form, as for
     ///     :meth:`prep_connect`.
-    /// :param flags: ``MSG_*`` flags for ``sendmsg(2)``, such as :data:`socket.MSG_DONTWAIT`.
+    /// :param flags: ``MSG_*`` flags for ``sendmsg(2)``, such as :data:`socket.MSG_DONTWAIT`;
+    ///     not ``MSG_ZEROCOPY``, with which the kernel reads the buffer after the completion.
     /// :param sqe_flags: Flags from :func:`make_sqe_flags`; ``skip_success`` is refused.
     /// :returns: The operation's ``user_data``.
     /// :raises ValueError: The address is bad, or an argument is out of range.
@@ -552,7 +558,7 @@ impl IoUring {
     ) -> PyResult<u64> {
         let fd = args::fd(fd, "fd")?;
         let address = address::from_python(address, "address")?;
-        let msg_flags = msg_flags(flags)?;
+        let msg_flags = send_flags(flags)?;
         let view = CallerBuffer::read_only(buffer, "buffer")?;
         if view.as_slice().len() as u64 > args::MAX_BYTE_COUNT as u64 {
             return Err(bad_arg(format!(
@@ -581,7 +587,9 @@ impl IoUring {
     ///
     /// :param fd: The socket, as a file descriptor or an object with ``fileno()``.
     /// :param byte_count: How many bytes to receive at most: ``0`` to ``2**31 - 1``.
-    /// :param flags: ``MSG_*`` flags for ``recvmsg(2)``, such as :data:`socket.MSG_PEEK`.
+    /// :param flags: ``MSG_*`` flags for ``recvmsg(2)``, such as :data:`socket.MSG_PEEK`. With
+    ///     :data:`socket.MSG_TRUNC` a TCP socket discards the data it counts: the buffer then
+    ///     holds zero bytes in its place.
     /// :param sqe_flags: Flags from :func:`make_sqe_flags`; ``skip_success`` is refused.
     /// :returns: The operation's ``user_data``.
     /// :raises ValueError: An argument is out of range.
@@ -603,7 +611,7 @@ impl IoUring {
         self.queue(sqe_flags, |pool| {
             Ok(net::recvfrom(
                 fd,
-                pool.take(byte_count as usize)?,
+                receive_buffer(pool, byte_count, msg_flags)?,
                 msg_flags,
             ))
         })
@@ -613,6 +621,34 @@ impl IoUring {
 /// `listen()`'s backlog when none is given: what `socket.socket.listen()` picks,
 /// `min(SOMAXCONN, 128)`.
 const DEFAULT_BACKLOG: i32 = 128;
+
+/// `MSG_*` flags for a send. `MSG_ZEROCOPY` is refused: with it (on a socket with
+/// `SO_ZEROCOPY`) the kernel keeps reading the pages after the completion, until the data
+/// has left, while the ring frees or hands the buffer back at the completion.
+fn send_flags(value: Option<&Bound<'_, PyAny>>) -> PyResult<i32> {
+    let flags = msg_flags(value)?;
+    if flags & libc::MSG_ZEROCOPY != 0 {
+        return Err(bad_arg(
+            "flags: MSG_ZEROCOPY is not supported: the kernel would keep reading the buffer \
+             after the completion, when the ring has already released it"
+                .to_owned(),
+        ));
+    }
+    Ok(flags)
+}
+
+/// The buffer a receive fills. With `MSG_TRUNC` a stream socket discards the data instead of
+/// writing it, yet the result still counts it, so the buffer is zeroed first: the completion's
+/// `buffer` must never show memory the kernel did not write (stale data of an earlier
+/// operation, or uninitialised heap).
+fn receive_buffer(pool: &mut BufferPool, byte_count: u32, msg_flags: i32) -> PyResult<IoBuf> {
+    let buffer = pool.take(byte_count as usize)?;
+    Ok(if msg_flags & libc::MSG_TRUNC != 0 {
+        buffer.zeroed()
+    } else {
+        buffer
+    })
+}
 
 fn msg_flags(value: Option<&Bound<'_, PyAny>>) -> PyResult<i32> {
     value.map_or(Ok(0), |v| {
