@@ -121,6 +121,22 @@ impl IoUring {
             state.abandon_after_fork();
             return;
         }
+        if let DrainOutcome::Uncancellable(count) = outcome {
+            let leaked = state.leak_in_flight();
+            debug_assert_eq!(leaked, count);
+            warn(
+                py,
+                &format!(
+                    "closing the ring from a thread other than the one that submits to it: \
+                     the kernel refuses this thread's cancellations on a single_issuer ring, \
+                     so {leaked} operation(s) still in flight are leaked rather than freed; \
+                     close the ring from the thread that created it, or make it with \
+                     single_issuer=False"
+                ),
+            );
+            drop(state);
+            return;
+        }
         if let DrainOutcome::StillWaiting(count) = outcome {
             warn(
                 py,

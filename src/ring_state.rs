@@ -24,6 +24,10 @@ use crate::ops::Prepared;
 use crate::registered::Registrations;
 use crate::valgrind;
 
+/// How long closing waits for operations to finish on their own when this thread may not
+/// cancel them (a single-issuer ring closed from another thread) before leaking them.
+pub const UNCANCELLABLE_GRACE: Duration = Duration::from_millis(250);
+
 /// How long closing waits for the kernel to give back operations' memory before warning.
 pub const DRAIN_WARN_AFTER: Duration = Duration::from_secs(2);
 /// How long closing waits in all; after that the memory is leaked, never freed.
@@ -52,6 +56,8 @@ pub struct RingState {
     /// Whether the kernel has ever taken an entry off the submission queue. Until it has, it
     /// holds no pointer into any operation's memory (see `drain`).
     kernel_took_entries: bool,
+    /// Set when this thread could neither submit a cancellation nor cancel synchronously.
+    cancel_refused: bool,
     /// Registered files and buffers.
     registered: Registrations,
     /// The process that made the ring, and its fork generation: Python code run from inside a
@@ -68,6 +74,9 @@ pub enum DrainOutcome {
     Finished,
     /// The given number of operations were still in flight when the time ran out.
     StillWaiting(usize),
+    /// The given number of operations are still in flight and this thread can neither submit
+    /// nor synchronously cancel them (a single-issuer ring closed from another thread).
+    Uncancellable(usize),
 }
 
 impl RingState {
@@ -88,6 +97,7 @@ impl RingState {
             owned_eventfd: None,
             pool: BufferPool::new(),
             kernel_took_entries,
+            cancel_refused: false,
             registered: Registrations::default(),
             owner_pid: std::process::id(),
             fork_generation: fork::generation(),
@@ -442,6 +452,11 @@ impl RingState {
             if waited >= budget {
                 return DrainOutcome::StillWaiting(self.inflight.len());
             }
+            if !can_submit && self.cancel_refused && waited >= UNCANCELLABLE_GRACE {
+                // Nothing this thread does can end them; what would finish on its own had
+                // its grace period.
+                return DrainOutcome::Uncancellable(self.inflight.len());
+            }
             // Ask again every second: an operation may have been between states the first time.
             if can_submit && cancelled_at.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
                 can_submit = self.cancel_everything();
@@ -470,10 +485,14 @@ impl RingState {
         match enter(self.fd(), self.pending(), 0, 0, None) {
             Err(err) if err.raw_os_error() == Some(libc::EEXIST) => {
                 let timeout = io_uring::types::Timespec::new().nsec(100_000_000);
-                let _ = self
+                let synced = self
                     .ring
                     .submitter()
                     .register_sync_cancel(Some(timeout), CancelBuilder::any());
+                // A single-issuer ring refuses the synchronous cancel from other threads too
+                // (EEXIST); ENOENT means there was nothing left to cancel.
+                self.cancel_refused =
+                    matches!(&synced, Err(e) if e.raw_os_error() != Some(libc::ENOENT));
                 false
             }
             _ => {

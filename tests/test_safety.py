@@ -932,3 +932,42 @@ def test_rings_created_and_closed_do_not_leak(data_fd: int) -> None:
     gc.collect()
     assert open_fd_count() <= fds_before + 2
     assert rss_bytes() - rss_before < 32 << 20
+
+
+@pytest.mark.parametrize("how", ["close", "drop"])
+def test_single_issuer_ring_closed_from_another_thread_leaks_at_once(
+    how: str, pipe: tuple[int, int], capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The kernel refuses every cancellation from a thread that is not a single_issuer ring's
+    submitter, so the in-flight read can only be leaked: promptly, with a warning saying what to
+    do, instead of after the 10 s a stuck operation gets."""
+    read_end, write_end = pipe
+    made: list[IoUring] = []
+
+    def submitter() -> None:
+        ring = make_io_ring(single_issuer=True)
+        ring.prep_read(read_end, 64)
+        ring.submit()
+        made.append(ring)
+
+    thread = threading.Thread(target=submitter)
+    thread.start()
+    thread.join()
+    (ring,) = made
+    made.clear()
+    started = time.monotonic()
+    if how == "close":
+        with pytest.warns(RuntimeWarning, match=r"single_issuer=False"):
+            ring.close()
+    else:
+        del ring  # a destructor cannot raise a warning: it says so on stderr
+        gc.collect()
+        assert "single_issuer=False" in capfd.readouterr().err
+    assert time.monotonic() - started < 5  # not the 10 s a stuck operation is given
+    # The leaked read is the kernel's to finish; the process goes on working.
+    os.write(write_end, b"after")
+    with make_io_ring() as other:
+        user_data = other.prep_read(read_end, 64)
+        other.submit()
+        os.write(write_end, b"more")
+        assert succeed(other, user_data).result > 0
