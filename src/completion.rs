@@ -1,6 +1,7 @@
 //! `CompletionEvent`: one reaped completion-queue entry.
 
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyInt};
 
 /// One completed operation, as returned by :meth:`IoUring.get_completion_entries`.
@@ -62,7 +63,15 @@ impl CompletionEvent {
         extra: Option<Py<PyAny>>,
         provided_buffer: Option<Py<PyAny>>,
     ) -> Self {
-        let int = |value: i64| PyInt::new(py, value).unbind();
+        // Most completions have flags 0, and many a result of 0: hand out one kept `int` for
+        // it instead of a call into the interpreter per attribute.
+        static ZERO: PyOnceLock<Py<PyInt>> = PyOnceLock::new();
+        let int = |value: i64| match value {
+            0 => ZERO
+                .get_or_init(py, || PyInt::new(py, 0).unbind())
+                .clone_ref(py),
+            _ => PyInt::new(py, value).unbind(),
+        };
         CompletionEvent {
             result: int(result.into()),
             user_data,

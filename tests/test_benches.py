@@ -6,9 +6,14 @@ No speed is asserted here; the suite reports the targets, tests never check them
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
+
+import century_ring
+import pytest
 
 RUN = Path(__file__).resolve().parent.parent / "benches" / "run.py"
 
@@ -103,3 +108,45 @@ def test_read_into_bench_reports_both_paths(tmp_path: Path) -> None:
     assert all(rate > 0 for rate in rates.values())
     ratios = [r for r in results if "ratio" in r]
     assert [r["depth"] for r in ratios] == [1, 4] and all(r["median"] > 0 for r in ratios)
+
+
+def test_echo_ring_server_echoes_every_byte() -> None:
+    """The benchmark's ring server (multishot receives into provided buffers, sends from them)
+    returns exactly what each peer sent, including messages larger than one buffer, and stops
+    once every peer has closed."""
+    with century_ring.make_io_ring(8) as probe:
+        try:
+            probe.register_buffer_ring(1, 1, 64).close()
+        except NotImplementedError as err:
+            pytest.skip(f"provided buffer rings: {err}")
+    sys.path.insert(0, str(RUN.parent))
+    try:
+        from echo_ring import BUFFER_SIZE, serve
+    finally:
+        sys.path.remove(str(RUN.parent))
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]
+        conns = [listener.accept()[0] for _ in clients]
+    echoed: list[int] = []
+    server = threading.Thread(target=lambda: echoed.append(serve(conns, 64)))
+    server.start()
+    sent = 0
+    for round_ in range(5):
+        for index, client in enumerate(clients):
+            size = 64 if round_ % 2 == 0 else BUFFER_SIZE * 2 + 1 + index
+            message = bytes([round_ * 7 + index]) * size
+            client.sendall(message)
+            back = b""
+            while len(back) < size:
+                chunk = client.recv(size - len(back))
+                assert chunk, "the server closed early"
+                back += chunk
+            assert back == message
+            sent += size
+    for client in clients:
+        client.close()
+    server.join(timeout=30)
+    assert not server.is_alive()
+    assert echoed == [sent]
