@@ -14,6 +14,10 @@ use crate::errors::bad_arg;
 /// 32 bits, and Linux moves at most `MAX_RW_COUNT`, just under 2 GiB, per call anyway).
 pub const MAX_BYTE_COUNT: i64 = i32::MAX as i64;
 
+/// The most bytes Linux moves in one read or write (`MAX_RW_COUNT`); a length left to default
+/// is capped here rather than refused.
+pub const MAX_RW_COUNT: usize = 0x7fff_f000;
+
 /// An integer argument in `min..=max`. Non-integers raise `TypeError`; integers outside the
 /// range, however large, raise `ValueError` naming the argument and the bounds.
 pub fn int_in(obj: &Bound<'_, PyAny>, name: &str, min: i64, max: i64) -> PyResult<i64> {

@@ -47,9 +47,6 @@ pub const MAX_BUFFERS: usize = 1 << 14;
 /// The kernel refuses a registered buffer larger than 1 GiB.
 pub const MAX_BUFFER_LEN: usize = 1 << 30;
 
-/// The most bytes Linux moves in one read or write (`MAX_RW_COUNT`).
-const MAX_RW_COUNT: usize = 0x7fff_f000;
-
 /// What a ring has registered. Dropped with the ring.
 #[derive(Default)]
 pub struct Registrations {
@@ -472,7 +469,7 @@ pub fn fixed_span(
     }
     let available = len - start;
     let count = match count {
-        None => available.min(MAX_RW_COUNT),
+        None => available.min(crate::args::MAX_RW_COUNT),
         Some(count) if count <= available => count,
         Some(count) => {
             return Err(bad_arg(format!(

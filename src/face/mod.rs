@@ -17,10 +17,6 @@ use crate::caller_buffer::{Access, CallerBuffer, HeldBuffer};
 use crate::errors;
 use crate::ops::Source;
 
-/// The most bytes Linux moves in one read or write (`MAX_RW_COUNT`); a write whose `count`
-/// is left to default is capped here rather than refused.
-const MAX_RW_COUNT: usize = 0x7fff_f000;
-
 /// `offset=-1` (or omitted): the file's current position.
 fn offset_or_current(value: Option<&Bound<'_, PyAny>>, name: &str) -> PyResult<u64> {
     value.map_or(Ok(u64::MAX), |v| args::file_offset(v, name))
@@ -53,7 +49,7 @@ fn checked_range(len: usize, (start, count): (usize, Option<usize>)) -> PyResult
     }
     let available = len - start;
     match count {
-        None => Ok((start, available.min(MAX_RW_COUNT))),
+        None => Ok((start, available.min(args::MAX_RW_COUNT))),
         Some(count) if count <= available => Ok((start, count)),
         Some(count) => Err(errors::bad_arg(format!(
             "can't write {count} bytes from a buffer of {len} bytes starting at \

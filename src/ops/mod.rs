@@ -54,7 +54,7 @@ fn destination_parts(held: HeldBuffer) -> (*mut u8, u32, Owned) {
 /// A length for an SQE's 32-bit `len`, capped at Linux's `MAX_RW_COUNT` (a read or write never
 /// moves more in one call).
 fn capped_u32(len: usize) -> u32 {
-    len.min(0x7fff_f000) as u32
+    len.min(crate::args::MAX_RW_COUNT) as u32
 }
 
 /// What the library needs to know about an io_uring opcode it offers.
