@@ -18,6 +18,29 @@ pub const MAX_BYTE_COUNT: i64 = i32::MAX as i64;
 /// is capped here rather than refused.
 pub const MAX_RW_COUNT: usize = 0x7fff_f000;
 
+/// Why a `(buffer_offset, count)` span does not fit in a buffer.
+pub enum SpanError {
+    /// `buffer_offset` lies past the end.
+    StartPastEnd,
+    /// `count` bytes from `buffer_offset` reach past the end.
+    CountPastEnd(usize),
+}
+
+/// The span `(start, count)` of a buffer of `len` bytes that an operation covers: `count`
+/// `None` means the rest of the buffer, capped at `MAX_RW_COUNT`. Callers turn the error into a
+/// message that names their buffer.
+pub fn span_within(
+    len: usize,
+    (start, count): (usize, Option<usize>),
+) -> Result<(usize, usize), SpanError> {
+    let available = len.checked_sub(start).ok_or(SpanError::StartPastEnd)?;
+    match count {
+        None => Ok((start, available.min(MAX_RW_COUNT))),
+        Some(count) if count <= available => Ok((start, count)),
+        Some(count) => Err(SpanError::CountPastEnd(count)),
+    }
+}
+
 /// An integer argument in `min..=max`. Non-integers raise `TypeError`; integers outside the
 /// range, however large, raise `ValueError` naming the argument and the bounds.
 pub fn int_in(obj: &Bound<'_, PyAny>, name: &str, min: i64, max: i64) -> PyResult<i64> {

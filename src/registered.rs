@@ -27,6 +27,7 @@ use pyo3::exceptions::{PyNotImplementedError, PyOSError, PyRuntimeError};
 use pyo3::prelude::*;
 use pyo3::types::PyInt;
 
+use crate::args::{span_within, SpanError};
 use crate::caller_buffer::HeldBuffer;
 use crate::errors::{self, bad_arg};
 use crate::ring_state::RingState;
@@ -461,23 +462,16 @@ pub fn fixed_span(
         )));
     };
     let len = buffer.len();
-    if start > len {
-        return Err(bad_arg(format!(
+    let (start, count) = span_within(len, (start, count)).map_err(|err| match err {
+        SpanError::StartPastEnd => bad_arg(format!(
             "{method}: buffer_offset {start} is out of range for registered buffer {index} \
              of {len} bytes"
-        )));
-    }
-    let available = len - start;
-    let count = match count {
-        None => available.min(crate::args::MAX_RW_COUNT),
-        Some(count) if count <= available => count,
-        Some(count) => {
-            return Err(bad_arg(format!(
-                "{method}: can't {verb} {count} bytes at buffer_offset {start} of registered \
-                 buffer {index}, which holds {len} bytes: bytes {start}..{} are out of range",
-                start + count
-            )))
-        }
-    };
+        )),
+        SpanError::CountPastEnd(count) => bad_arg(format!(
+            "{method}: can't {verb} {count} bytes at buffer_offset {start} of registered \
+             buffer {index}, which holds {len} bytes: bytes {start}..{} are out of range",
+            start + count
+        )),
+    })?;
     Ok((buffers, start, count as u32))
 }

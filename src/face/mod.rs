@@ -11,7 +11,7 @@ mod registered;
 
 use pyo3::prelude::*;
 
-use crate::args::{self, int_in};
+use crate::args::{self, int_in, SpanError};
 use crate::buffer::{BufferPool, IoBuf};
 use crate::caller_buffer::{Access, CallerBuffer, HeldBuffer};
 use crate::errors;
@@ -41,22 +41,18 @@ fn byte_range(
 }
 
 /// The span `(start, count)` of a buffer of `len` bytes that a write or send covers, checked.
-fn checked_range(len: usize, (start, count): (usize, Option<usize>)) -> PyResult<(usize, usize)> {
-    if start > len {
-        return Err(errors::bad_arg(format!(
+fn checked_range(len: usize, range: (usize, Option<usize>)) -> PyResult<(usize, usize)> {
+    let start = range.0;
+    args::span_within(len, range).map_err(|err| match err {
+        SpanError::StartPastEnd => errors::bad_arg(format!(
             "buffer_offset {start} is out of range for a buffer of {len} bytes"
-        )));
-    }
-    let available = len - start;
-    match count {
-        None => Ok((start, available.min(args::MAX_RW_COUNT))),
-        Some(count) if count <= available => Ok((start, count)),
-        Some(count) => Err(errors::bad_arg(format!(
+        )),
+        SpanError::CountPastEnd(count) => errors::bad_arg(format!(
             "can't write {count} bytes from a buffer of {len} bytes starting at \
              buffer_offset {start}: bytes {start}..{} are out of range",
             start + count
-        ))),
-    }
+        )),
+    })
 }
 
 /// The ring's own copy of `buffer[start:start + count]`.
