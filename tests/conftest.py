@@ -6,6 +6,7 @@ loop would, with a deadline so that a broken wait fails the test instead of hang
 
 from __future__ import annotations
 
+import ctypes
 import faulthandler
 import os
 import subprocess
@@ -83,6 +84,33 @@ def pipe() -> Iterator[tuple[int, int]]:
                 os.close(fd)
             except OSError:
                 pass
+
+
+@pytest.fixture
+def fds() -> Iterator[list[int]]:
+    """Descriptors opened by the ring during a test; closed at the end."""
+    opened: list[int] = []
+    yield opened
+    for fd in opened:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+def libc_with_mmap() -> ctypes.CDLL:
+    """The C library, with ``mmap`` declared so that it takes and returns full addresses."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [
+        ctypes.c_void_p,
+        ctypes.c_size_t,
+        ctypes.c_int,
+        ctypes.c_int,
+        ctypes.c_int,
+        ctypes.c_long,
+    ]
+    return libc
 
 
 def collect(

@@ -4,7 +4,6 @@ crashed the interpreter) before the fix it names.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import mmap
 import os
@@ -18,7 +17,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from century_ring import IoUring, make_io_ring, make_sqe_flags
-from conftest import collect, drain
+from conftest import collect, drain, libc_with_mmap
 
 # --- fork -----------------------------------------------------------------------------------
 
@@ -129,16 +128,7 @@ def _ring_mappings(pid: int) -> list[tuple[int, int]]:
 
 def _map_fixed(start: int, length: int) -> bool:
     """mmap anonymous memory at exactly ``start`` (MAP_FIXED_NOREPLACE); True if it worked."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.mmap.restype = ctypes.c_void_p
-    libc.mmap.argtypes = [
-        ctypes.c_void_p,
-        ctypes.c_size_t,
-        ctypes.c_int,
-        ctypes.c_int,
-        ctypes.c_int,
-        ctypes.c_long,
-    ]
+    libc = libc_with_mmap()
     flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | 0x100000  # MAP_FIXED_NOREPLACE
     got = libc.mmap(start, length, mmap.PROT_READ | mmap.PROT_WRITE, flags, -1, 0)
     return bool(got == start)

@@ -8,7 +8,7 @@ import fcntl
 import mmap
 import os
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -43,18 +43,6 @@ class BytesPathLike:
 
     def __fspath__(self) -> bytes:
         return self.path
-
-
-@pytest.fixture
-def fds() -> Iterator[list[int]]:
-    """Descriptors opened by the ring during a test; closed at the end."""
-    opened: list[int] = []
-    yield opened
-    for fd in opened:
-        try:
-            os.close(fd)
-        except OSError:
-            pass
 
 
 def ring_open(

@@ -36,7 +36,7 @@ from century_ring import (
     make_sqe_flags,
     raise_for_cqe,
 )
-from conftest import collect, complete, drain, succeed
+from conftest import collect, complete, drain, libc_with_mmap, succeed
 
 SKIP_SUCCESS_MESSAGE = "Can't use 'SKIP_SUCCESS' on submissions with owned data"
 BAD_NUMBER = (ValueError, OverflowError)
@@ -946,16 +946,7 @@ def test_ftruncate_refuses_bad_arguments(ring: IoUring, file_fd: int) -> None:
 
 def _resident_pages(path: Path) -> tuple[int, int]:
     """(pages of ``path`` in the page cache, pages in the file), by mincore(2)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.mmap.restype = ctypes.c_void_p
-    libc.mmap.argtypes = [
-        ctypes.c_void_p,
-        ctypes.c_size_t,
-        ctypes.c_int,
-        ctypes.c_int,
-        ctypes.c_int,
-        ctypes.c_long,
-    ]
+    libc = libc_with_mmap()
     libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
     libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
     size = path.stat().st_size
@@ -1121,17 +1112,6 @@ def _take_fd(cqe: CompletionEvent, fds: list[int]) -> int:
     raise_for_cqe(cqe)
     fds.append(cqe.result)
     return cqe.result
-
-
-@pytest.fixture
-def fds() -> Iterator[list[int]]:
-    opened: list[int] = []
-    yield opened
-    for fd in opened:
-        try:
-            os.close(fd)
-        except OSError:
-            pass
 
 
 def test_openat2_opens_beneath(ring: IoUring, tmp_dir: Path, dir_fd: int, fds: list[int]) -> None:
