@@ -9,6 +9,7 @@
 //! century-ring-native-bench read  --file F --qd N [--size 4096] --seconds S [--direct] [--mode batch|refill]
 //! century-ring-native-bench pread --file F [--size 4096] --seconds S [--direct]
 //! century-ring-native-bench echo-client --port P [--connections 64] [--size 64] --seconds S
+//! century-ring-native-bench echo-server [--port 0] [--connections 64] [--size 64]
 //! ```
 //!
 //! `read --mode batch` queues `qd` reads, submits them and waits for all of them, then starts
@@ -23,6 +24,15 @@
 //! `--seconds`; then it shuts the connections down and prints the round trips per second. It
 //! costs far less CPU per message than any Python server, so the server, not the client, sets
 //! the pace.
+//!
+//! `echo-server` is the native reference among the echo servers: the design of
+//! `benches/echo_ring.py` with no interpreter. It speaks `benches/echo.py server`'s protocol: it
+//! prints `PORT n` once it listens on 127.0.0.1 (`--port 0`, the default, lets the kernel pick),
+//! accepts `--connections` connections with one multishot accept, then gives each connection one
+//! multishot receive on a provided buffer ring and sends every chunk back from the buffer it
+//! arrived in, returning the buffer to the ring when the send completes. Once every connection
+//! has been closed by its peer it prints one JSON line with the bytes echoed and the CPU time
+//! spent from the moment all connections were up.
 
 use std::alloc::{self, Layout};
 use std::ffi::CString;
@@ -31,14 +41,17 @@ use std::hint::black_box;
 use std::io;
 use std::mem::ManuallyDrop;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
+use io_uring::opcode::AsyncCancel;
 use io_uring::{opcode, types, IoUring};
 
 const USAGE: &str = "usage: century-ring-native-bench nop --batch N --seconds S
        century-ring-native-bench read --file F --qd N [--size 4096] --seconds S [--direct] [--mode batch|refill]
        century-ring-native-bench pread --file F [--size 4096] --seconds S [--direct]
-       century-ring-native-bench echo-client --port P [--connections 64] [--size 64] --seconds S";
+       century-ring-native-bench echo-client --port P [--connections 64] [--size 64] --seconds S
+       century-ring-native-bench echo-server [--port 0] [--connections 64] [--size 64]";
 
 /// Command-line options shared by every workload.
 struct Options {
@@ -56,7 +69,8 @@ struct Options {
 
 fn parse_args(args: &[String]) -> Result<Options, String> {
     let workload = args.first().ok_or(USAGE)?.clone();
-    if !matches!(workload.as_str(), "nop" | "read" | "pread" | "echo-client") {
+    let echo = matches!(workload.as_str(), "echo-client" | "echo-server");
+    if !echo && !matches!(workload.as_str(), "nop" | "read" | "pread") {
         return Err(format!("unknown workload {workload:?}\n{USAGE}"));
     }
     let mut opts = Options {
@@ -71,7 +85,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
         port: 0,
         connections: 64,
     };
-    if opts.workload == "echo-client" {
+    if echo {
         opts.size = 64;
     }
     let mut rest = args[1..].iter();
@@ -106,7 +120,6 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
                 opts.port = value
                     .parse::<u16>()
                     .ok()
-                    .filter(|&p| p > 0)
                     .ok_or_else(|| format!("--port wants a TCP port, not {value:?}"))?
             }
             "--connections" => opts.connections = number()?,
@@ -120,13 +133,19 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
             _ => return Err(format!("unknown option {flag:?}\n{USAGE}")),
         }
     }
-    if opts.workload == "echo-client" {
-        if opts.port == 0 {
-            return Err(format!("echo-client needs --port\n{USAGE}"));
+    if echo {
+        if opts.workload == "echo-client" && opts.port == 0 {
+            return Err(format!("echo-client needs a --port other than 0\n{USAGE}"));
         }
         if opts.size > ECHO_BUFFER as u32 {
             return Err(format!(
-                "echo-client takes a --size of at most {ECHO_BUFFER}"
+                "{} takes a --size of at most {ECHO_BUFFER}",
+                opts.workload
+            ));
+        }
+        if opts.workload == "echo-server" && opts.connections > ECHO_MAX_CONNECTIONS {
+            return Err(format!(
+                "echo-server takes at most {ECHO_MAX_CONNECTIONS} --connections"
             ));
         }
     } else if opts.workload != "nop" && opts.file.is_none() {
@@ -572,6 +591,376 @@ fn run_echo_client(opts: &Options) -> Result<(Outcome, String), String> {
     Ok((outcome, line))
 }
 
+/// Most connections `echo-server` serves: its buffer count (the power of two above twice the
+/// connections) must fit a provided buffer ring, which holds at most 32768 entries.
+const ECHO_MAX_CONNECTIONS: u32 = 8192;
+/// The provided buffer group the echo server's receives take from.
+const ECHO_GROUP: u16 = 1;
+
+/// What an echo server's operation is, in the top two bits of its user_data; bits 16..48 hold
+/// the connection's index and bits 0..16 a buffer id.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Recv = 0,
+    Send = 1,
+    Accept = 2,
+    Cancel = 3,
+}
+
+fn tag(kind: Kind, conn: usize, bid: u16) -> u64 {
+    (kind as u64) << 62 | (conn as u64 & 0xffff_ffff) << 16 | u64::from(bid)
+}
+
+fn untag(user_data: u64) -> (Kind, usize, u16) {
+    let kind = match user_data >> 62 {
+        0 => Kind::Recv,
+        1 => Kind::Send,
+        2 => Kind::Accept,
+        _ => Kind::Cancel,
+    };
+    (kind, (user_data >> 16) as u32 as usize, user_data as u16)
+}
+
+/// One entry of a provided buffer ring, laid out as the kernel's `struct io_uring_buf`. The
+/// `resv` field of entry 0 is the ring's tail.
+#[repr(C)]
+struct BufEntry {
+    addr: u64,
+    len: u32,
+    bid: u16,
+    resv: u16,
+}
+
+const _: () = assert!(std::mem::size_of::<BufEntry>() == 16);
+
+/// The echo server's provided buffers: `count` buffers of `size` bytes and the ring of `count`
+/// entries through which the kernel takes them (`IORING_REGISTER_PBUF_RING`, Linux 5.19). A
+/// multishot receive takes a buffer when data arrives; the server gives it back once the
+/// echo's send has completed.
+///
+/// Dropping it frees the memory, so it may only be dropped once its group is unregistered (or
+/// was never registered); `run_echo_server` leaks it on its error paths instead.
+struct BufferRing {
+    /// `count` entries in their own anonymous mapping, page-aligned as the kernel requires.
+    entries: *mut BufEntry,
+    entries_bytes: usize,
+    buffers: Buffers,
+    count: u16,
+    /// The tail as written so far; `publish` makes it visible to the kernel.
+    tail: u16,
+}
+
+impl BufferRing {
+    /// Every buffer starts in the ring.
+    fn new(count: u16, size: u32) -> io::Result<BufferRing> {
+        assert!(count.is_power_of_two());
+        let entries_bytes = usize::from(count) * std::mem::size_of::<BufEntry>();
+        // SAFETY: an anonymous private mapping at an address of the kernel's choosing: it
+        // touches no existing memory.
+        let raw = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                entries_bytes,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if raw == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let mut ring = BufferRing {
+            entries: raw.cast(),
+            entries_bytes,
+            buffers: Buffers::new(u32::from(count), size),
+            count,
+            tail: 0,
+        };
+        for bid in 0..count {
+            ring.give(bid);
+        }
+        ring.publish();
+        Ok(ring)
+    }
+
+    /// Registers the ring as provided buffer group `group` of `ring`.
+    fn register(&self, ring: &IoUring, group: u16) -> io::Result<()> {
+        // SAFETY: the entries and the buffers they point to stay allocated until the group is
+        // unregistered: `run_echo_server` unregisters it before dropping this ring, and leaks
+        // the ring when it returns early.
+        unsafe {
+            ring.submitter()
+                .register_buf_ring_with_flags(self.entries as u64, self.count, group, 0)
+        }
+    }
+
+    fn buffer(&self, bid: u16) -> *mut u8 {
+        assert!(bid < self.count, "buffer id {bid} out of range");
+        self.buffers.get(u32::from(bid))
+    }
+
+    /// Writes buffer `bid` into the next entry; the kernel sees it after `publish`.
+    fn give(&mut self, bid: u16) {
+        let addr = self.buffer(bid) as u64;
+        let index = usize::from(self.tail & (self.count - 1));
+        // SAFETY: `index` < `count`, so the entry lies inside the mapping. The kernel reads only
+        // the entries between its head and the published tail; this one lies at or beyond that
+        // tail, so nothing reads it while it is written. The writes go through raw pointers to
+        // the three fields and leave `resv` (entry 0's is the tail) alone.
+        unsafe {
+            let entry = self.entries.add(index);
+            std::ptr::addr_of_mut!((*entry).addr).write(addr);
+            std::ptr::addr_of_mut!((*entry).len).write(self.buffers.size as u32);
+            std::ptr::addr_of_mut!((*entry).bid).write(bid);
+        }
+        self.tail = self.tail.wrapping_add(1);
+    }
+
+    /// Makes every entry given so far visible to the kernel.
+    fn publish(&self) {
+        // SAFETY: entry 0's `resv` is 2-byte aligned and inside the mapping, which outlives
+        // this reference; after mmap zeroed it, it is only ever accessed atomically (the kernel
+        // reads it with an acquire load).
+        let tail = unsafe { AtomicU16::from_ptr(std::ptr::addr_of_mut!((*self.entries).resv)) };
+        tail.store(self.tail, Ordering::Release);
+    }
+}
+
+impl Drop for BufferRing {
+    fn drop(&mut self) {
+        // SAFETY: unmapping the mapping made in `new`, once; the group is unregistered (see
+        // the type's note), so the kernel no longer reads it.
+        unsafe { libc::munmap(self.entries.cast(), self.entries_bytes) };
+    }
+}
+
+/// Pushes every queued entry, submitting whenever the submission queue is full.
+///
+/// # Safety
+///
+/// Every memory region the entries point to must stay valid until their completions are
+/// reaped.
+unsafe fn push_all(ring: &mut IoUring, queue: &mut Vec<io_uring::squeue::Entry>) -> io::Result<()> {
+    for entry in queue.drain(..) {
+        loop {
+            // SAFETY: the caller keeps the entry's memory valid until its completion.
+            if unsafe { ring.submission().push(&entry) }.is_ok() {
+                break;
+            }
+            ring.submit()?;
+        }
+    }
+    Ok(())
+}
+
+fn echo_send(
+    stream: &std::net::TcpStream,
+    ptr: *const u8,
+    len: u32,
+    user_data: u64,
+) -> io_uring::squeue::Entry {
+    use std::os::fd::AsRawFd;
+    opcode::Send::new(types::Fd(stream.as_raw_fd()), ptr, len)
+        .build()
+        .user_data(user_data)
+}
+
+fn echo_recv(stream: &std::net::TcpStream, index: usize) -> io_uring::squeue::Entry {
+    use std::os::fd::AsRawFd;
+    opcode::RecvMulti::new(types::Fd(stream.as_raw_fd()), ECHO_GROUP)
+        .build()
+        .user_data(tag(Kind::Recv, index, 0))
+}
+
+/// Accepts `count` connections on `listener` with one multishot accept (armed again if it
+/// stops early), then cancels it and waits for its last completion.
+fn accept_connections(
+    ring: &mut IoUring,
+    listener: &std::net::TcpListener,
+    count: usize,
+) -> Result<Vec<std::net::TcpStream>, String> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+    let accept = opcode::AcceptMulti::new(types::Fd(listener.as_raw_fd()))
+        .flags(libc::SOCK_CLOEXEC)
+        .build()
+        .user_data(tag(Kind::Accept, 0, 0));
+    let mut queue = vec![accept.clone()];
+    let mut conns = Vec::with_capacity(count);
+    let (mut armed, mut cancelled, mut cancel_done) = (true, false, true);
+    let mut failure = None;
+    while armed || !cancel_done {
+        // SAFETY: an accept with no address and a cancel point at no memory.
+        unsafe { push_all(ring, &mut queue) }.map_err(|e| format!("submit: {e}"))?;
+        ring.submit_and_wait(1)
+            .map_err(|e| format!("submit_and_wait: {e}"))?;
+        for cqe in ring.completion() {
+            let result = cqe.result();
+            if untag(cqe.user_data()).0 == Kind::Cancel {
+                cancel_done = true;
+                continue;
+            }
+            if result >= 0 {
+                // SAFETY: a successful accept returns a new descriptor that nothing else owns.
+                let stream = std::net::TcpStream::from(unsafe { OwnedFd::from_raw_fd(result) });
+                if conns.len() < count {
+                    stream
+                        .set_nodelay(true)
+                        .map_err(|e| format!("TCP_NODELAY: {e}"))?;
+                    conns.push(stream);
+                } // else a connection too many: dropping it closes it
+            } else if result != -libc::ECANCELED {
+                failure = Some(format!("accept: {}", io::Error::from_raw_os_error(-result)));
+            }
+            if !io_uring::cqueue::more(cqe.flags()) {
+                armed = false;
+            }
+        }
+        if failure.is_some() {
+            if !cancelled && armed {
+                queue.push(
+                    AsyncCancel::new(tag(Kind::Accept, 0, 0))
+                        .build()
+                        .user_data(tag(Kind::Cancel, 0, 0)),
+                );
+                (cancelled, cancel_done) = (true, false);
+            }
+            continue;
+        }
+        if conns.len() < count && !armed {
+            queue.push(accept.clone());
+            armed = true;
+        } else if conns.len() == count && armed && !cancelled {
+            queue.push(
+                AsyncCancel::new(tag(Kind::Accept, 0, 0))
+                    .build()
+                    .user_data(tag(Kind::Cancel, 0, 0)),
+            );
+            (cancelled, cancel_done) = (true, false);
+        }
+    }
+    match failure {
+        Some(failure) => Err(failure),
+        None => Ok(conns),
+    }
+}
+
+fn run_echo_server(opts: &Options) -> Result<String, String> {
+    use std::net::TcpListener;
+
+    let count = opts.connections as usize;
+    let listener = TcpListener::bind(("127.0.0.1", opts.port))
+        .map_err(|e| format!("listen on 127.0.0.1:{}: {e}", opts.port))?;
+    let port = listener
+        .local_addr()
+        .map_err(|e| format!("getsockname: {e}"))?
+        .port();
+    // Rust's stdout is line-buffered: the line reaches run.py now.
+    println!("PORT {port}");
+    // The sizes benches/echo_ring.py uses: ring entries and buffers both the power of two above
+    // twice the connections (at least 8). Each connection holds at most one buffer between its
+    // receive and the end of the echo's send; the rest leaves room for a burst.
+    let buffer_count = (2 * count + 1).next_power_of_two().max(8);
+    let mut ring = make_ring(buffer_count as u32).map_err(|e| format!("io_uring setup: {e}"))?;
+    let conns = accept_connections(&mut ring, &listener, count)?;
+    drop(listener);
+
+    let buffer_size = (opts.size as usize).max(ECHO_BUFFER) as u32;
+    let mut buffers = ManuallyDrop::new(
+        BufferRing::new(buffer_count as u16, buffer_size)
+            .map_err(|e| format!("buffer ring: {e}"))?,
+    );
+    if let Err(err) = buffers.register(&ring, ECHO_GROUP) {
+        // SAFETY: never registered, so the kernel holds no pointer into it.
+        unsafe { ManuallyDrop::drop(&mut buffers) };
+        return Err(format!("IORING_REGISTER_PBUF_RING: {err}"));
+    }
+    // From here on an early return leaks `buffers`: receives may still be armed on it.
+
+    let cpu0 = cpu_seconds();
+    let mut queue: Vec<io_uring::squeue::Entry> =
+        (0..count).map(|i| echo_recv(&conns[i], i)).collect();
+    // The send in flight from each buffer: (bytes sent so far, bytes to send).
+    let mut sending = vec![(0u32, 0u32); buffer_count];
+    let (mut recvs, mut sends) = (count, 0usize);
+    let mut echoed = 0u64;
+    while recvs > 0 || sends > 0 {
+        // SAFETY: sends point into `buffers`, which is leaked unless every operation has
+        // completed; receives and their buffers are the buffer ring's, registered until then.
+        unsafe { push_all(&mut ring, &mut queue) }.map_err(|e| format!("submit: {e}"))?;
+        ring.submit_and_wait(1)
+            .map_err(|e| format!("submit_and_wait: {e}"))?;
+        for cqe in ring.completion() {
+            let (kind, index, bid) = untag(cqe.user_data());
+            let (result, flags) = (cqe.result(), cqe.flags());
+            if kind == Kind::Recv {
+                if let Some(bid) = io_uring::cqueue::buffer_select(flags) {
+                    // Data: send it back from the buffer it arrived in.
+                    let len = result as u32;
+                    sending[usize::from(bid)] = (0, len);
+                    queue.push(echo_send(
+                        &conns[index],
+                        buffers.buffer(bid),
+                        len,
+                        tag(Kind::Send, index, bid),
+                    ));
+                    sends += 1;
+                }
+                if !io_uring::cqueue::more(flags) {
+                    if result > 0 || result == -libc::ENOBUFS {
+                        // The kernel stopped the receive early: arm it again.
+                        queue.push(echo_recv(&conns[index], index));
+                    } else {
+                        recvs -= 1; // 0: the peer closed; < 0: an error on this connection
+                    }
+                }
+                continue;
+            }
+            sends -= 1;
+            let (done, len) = sending[usize::from(bid)];
+            if result < 0 {
+                buffers.give(bid); // the peer went away; its receive reports the close
+                continue;
+            }
+            echoed += result as u64;
+            let done = done + result as u32;
+            if done < len {
+                // A short send: send the rest, keep the buffer.
+                sending[usize::from(bid)] = (done, len);
+                // SAFETY: `done` < `len` <= the buffer's size.
+                let rest = unsafe { buffers.buffer(bid).add(done as usize) };
+                queue.push(echo_send(
+                    &conns[index],
+                    rest,
+                    len - done,
+                    tag(Kind::Send, index, bid),
+                ));
+                sends += 1;
+            } else {
+                buffers.give(bid);
+            }
+        }
+        buffers.publish();
+    }
+    drop(conns);
+    let cpu = cpu_seconds() - cpu0;
+    // Every receive and send has completed: unregister the group, then free its memory.
+    if let Err(err) = ring.submitter().unregister_buf_ring(ECHO_GROUP) {
+        return Err(format!("IORING_UNREGISTER_PBUF_RING: {err}"));
+    }
+    // SAFETY: unregistered, and no operation is in flight: the kernel holds no pointer into it.
+    unsafe { ManuallyDrop::drop(&mut buffers) };
+    let messages = echoed / u64::from(opts.size);
+    Ok(format!(
+        "{{\"contender\": \"native\", \"workload\": \"echo-server\", \"server\": \"native\", \
+         \"connections\": {count}, \"size\": {}, \"echoed_bytes\": {echoed}, \
+         \"messages\": {messages}, \"cpu_seconds\": {cpu:.6}, \"cpu_us_per_msg\": {:.4}}}",
+        opts.size,
+        cpu * 1e6 / messages.max(1) as f64,
+    ))
+}
+
 fn json_line(opts: &Options, outcome: &Outcome) -> String {
     let ops = outcome.ops.max(1) as f64;
     let mut line = format!(
@@ -614,6 +1003,9 @@ fn main() -> ExitCode {
     let result = parse_args(&args).and_then(|opts| {
         if opts.workload == "echo-client" {
             return run_echo_client(&opts).map(|(_, line)| line);
+        }
+        if opts.workload == "echo-server" {
+            return run_echo_server(&opts);
         }
         let outcome = match opts.workload.as_str() {
             "nop" => run_nop(&opts),
