@@ -50,7 +50,7 @@ CONTENDERS: dict[str, tuple[str, ...]] = {
     "nop": ("century_ring", "native", "liburing"),
     "read-cached": ("century_ring", "os.pread", "native", "native pread", "liburing"),
     "read-direct": ("century_ring", "os.pread", "thread pool", "native"),
-    "echo": ("century_ring", "selectors", "asyncio"),
+    "echo": ("century_ring", "selectors", "asyncio", "native"),
     "overhead": ("century_ring",),
 }
 # Contenders that do one read at a time whatever the queue depth: measured once per round
@@ -330,13 +330,22 @@ def echo_client_command(port: str, seconds: float, native: bool) -> list[str]:
     return [PYTHON, "echo.py", "client", "--port", port, *common, "--seconds", str(seconds)]
 
 
+def echo_server_command(impl: str) -> list[str]:
+    """A server contender: the native reference's echo-server, or one of echo.py's servers.
+
+    Both speak the same protocol: ``PORT n`` once listening, one JSON line when every
+    connection has been closed.
+    """
+    common = ["--connections", str(ECHO_CONNECTIONS), "--size", str(ECHO_MESSAGE)]
+    if impl == "native":
+        return [str(NATIVE_BIN), "echo-server", "--port", "0", *common]
+    return [PYTHON, "echo.py", "server", "--impl", impl, *common]
+
+
 def run_echo(impl: str, seconds: float, native_client: bool) -> dict[str, Any]:
     """One server process (the contender) and one client process; returns both reports."""
     server = subprocess.Popen(
-        [
-            *(PYTHON, "echo.py", "server", "--impl", impl),
-            *("--connections", str(ECHO_CONNECTIONS), "--size", str(ECHO_MESSAGE)),
-        ],
+        echo_server_command(impl),
         cwd=BENCHES,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -595,9 +604,13 @@ def all_ratios(table: dict[tuple[Any, ...], dict[int, dict]]) -> list[dict[str, 
             pairs.append(
                 (workload, ("native", {"qd": qd}), ("native pread", {"qd": 1}), "ops_per_sec")
             )
-    for other in ("selectors", "asyncio"):
+    for other in CONTENDERS["echo"][1:]:
         pairs.append(("echo", ("century_ring", {}), (other, {}), "ops_per_sec"))
         pairs.append(("echo", ("century_ring", {}), (other, {}), "cpu_us_per_op"))
+    # The interpreter-free server against the selectors loop: how far any server gets with
+    # this client on this machine.
+    pairs.append(("echo", ("native", {}), ("selectors", {}), "ops_per_sec"))
+    pairs.append(("echo", ("native", {}), ("selectors", {}), "cpu_us_per_op"))
     found = (pair_ratio(table, *pair) for pair in pairs)
     return [r for r in found if r is not None]
 
@@ -773,6 +786,22 @@ def markdown(report: dict[str, Any]) -> str:
                     f"| {c} | {describe(m['ops_per_sec'])} | {m['cpu_us_per_op']:.2f} | "
                     f"{m.get('server_cpu_share', 0.0):.0%} | {m['client_cpu_share']:.0%} |"
                 )
+        echo_ratios = [
+            f"{r['numerator']['contender']} / {r['denominator']['contender']} "
+            f"{r['median']:.3f}x ({r['min']:.3f}-{r['max']:.3f})"
+            for r in report["ratios"]
+            if r["workload"] == "echo" and r["metric"] == "ops_per_sec"
+        ]
+        if echo_ratios:
+            out += ["", "messages/s, same-round ratios: " + "; ".join(echo_ratios) + "."]
+        if medians.get(key("echo", "native", {})):
+            out += [
+                "",
+                "native is the native reference's echo-server (Rust, no interpreter; the design "
+                "of century_ring's server: multishot receives on a provided buffer ring, each "
+                "echo sent from the buffer it arrived in). It is the reference, not a target: "
+                "what any server reaches with this client on this machine.",
+            ]
         if settings.get("echo_client") == "native":
             out += [
                 "",

@@ -6,6 +6,7 @@ No speed is asserted here; the suite reports the targets, tests never check them
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import subprocess
 import sys
@@ -16,6 +17,8 @@ import century_ring
 import pytest
 
 RUN = Path(__file__).resolve().parent.parent / "benches" / "run.py"
+NATIVE = RUN.parent / "native"
+NATIVE_BIN = NATIVE / "target" / "release" / "century-ring-native-bench"
 
 
 def test_quick_run_writes_a_complete_report(tmp_path: Path) -> None:
@@ -64,9 +67,16 @@ def test_quick_run_writes_a_complete_report(tmp_path: Path) -> None:
 
     # The echo servers are driven by the native client when it was built, else by Python's.
     echo = [m for m in report["measurements"] if m["workload"] == "echo"]
-    assert {m["contender"] for m in echo} == {"century_ring", "selectors", "asyncio"}
+    servers = {"century_ring", "selectors", "asyncio"}
+    if "native" not in report["skipped"]:
+        servers.add("native")  # the native reference's echo-server
+    assert {m["contender"] for m in echo} == servers
     expected_client = "python" if "native" in report["skipped"] else "native"
     assert report["settings"]["echo_client"] == expected_client
+    if "native" in servers:
+        # The echo target shows what the native server reaches against the same baseline.
+        echo_target = next(t for t in report["targets"] if t["label"].startswith("echo"))
+        assert echo_target["native_ratio"] > 0
     for m in echo:
         assert m["ok"], m
         assert m["client"] == expected_client
@@ -134,10 +144,19 @@ def test_echo_ring_server_echoes_every_byte() -> None:
     echoed: list[int] = []
     server = threading.Thread(target=lambda: echoed.append(serve(conns, 64)))
     server.start()
+    sent = exchange(clients, BUFFER_SIZE)
+    server.join(timeout=30)
+    assert not server.is_alive()
+    assert echoed == [sent]
+
+
+def exchange(clients: list[socket.socket], buffer_size: int) -> int:
+    """Five rounds of one message per client, every other round larger than two of the
+    server's buffers; checks every echo, closes the clients and returns the bytes sent."""
     sent = 0
     for round_ in range(5):
         for index, client in enumerate(clients):
-            size = 64 if round_ % 2 == 0 else BUFFER_SIZE * 2 + 1 + index
+            size = 64 if round_ % 2 == 0 else buffer_size * 2 + 1 + index
             message = bytes([round_ * 7 + index]) * size
             client.sendall(message)
             back = b""
@@ -149,6 +168,45 @@ def test_echo_ring_server_echoes_every_byte() -> None:
             sent += size
     for client in clients:
         client.close()
-    server.join(timeout=30)
-    assert not server.is_alive()
-    assert echoed == [sent]
+    return sent
+
+
+def test_native_echo_server_speaks_the_protocol_and_echoes_every_byte() -> None:
+    """The native reference's echo-server (run.py's "native" echo contender) prints PORT n,
+    returns exactly what each peer sent, including messages larger than one of its 4096-byte
+    provided buffers, and reports the bytes it echoed once every peer has closed."""
+    cargo = shutil.which("cargo")
+    if cargo is not None:  # as run.py does; a no-op when the binary is up to date
+        build = [cargo, "build", "--release", "--quiet", "--manifest-path"]
+        subprocess.run([*build, str(NATIVE / "Cargo.toml")], check=True, timeout=600)
+    if not NATIVE_BIN.exists():
+        pytest.skip("cargo not found: the native reference is not built")
+    with century_ring.make_io_ring(8) as probe:
+        try:
+            probe.register_buffer_ring(1, 1, 64).close()
+        except NotImplementedError as err:
+            pytest.skip(f"provided buffer rings: {err}")
+
+    server = subprocess.Popen(
+        [str(NATIVE_BIN), "echo-server", "--port", "0", "--connections", "3", "--size", "64"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        first = server.stdout.readline().split()
+        assert len(first) == 2 and first[0] == "PORT", first
+        clients = [socket.create_connection(("127.0.0.1", int(first[1]))) for _ in range(3)]
+        sent = exchange(clients, 4096)
+        out, err = server.communicate(timeout=30)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    assert server.returncode == 0, err
+    report = json.loads(out.strip().splitlines()[-1])
+    assert report["server"] == "native"
+    assert report["echoed_bytes"] == sent
+    assert report["messages"] == sent // 64
+    assert report["cpu_seconds"] >= 0
