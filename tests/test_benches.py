@@ -171,10 +171,39 @@ def exchange(clients: list[socket.socket], buffer_size: int) -> int:
     return sent
 
 
+def burst(clients: list[socket.socket], size: int) -> int:
+    """Every client sends ``size`` bytes at once while reading the echo back; returns the
+    bytes sent."""
+    echoes: list[bytes] = [b""] * len(clients)
+
+    def talk(index: int, client: socket.socket) -> None:
+        message = bytes([index + 1]) * size
+        sender = threading.Thread(target=client.sendall, args=(message,))
+        sender.start()
+        back = bytearray()
+        while len(back) < size:
+            chunk = client.recv(65536)
+            if not chunk:
+                break
+            back += chunk
+        sender.join()
+        echoes[index] = bytes(back)
+
+    talkers = [threading.Thread(target=talk, args=pair) for pair in enumerate(clients)]
+    for talker in talkers:
+        talker.start()
+    for talker in talkers:
+        talker.join(timeout=30)
+    for index, echo in enumerate(echoes):
+        assert echo == bytes([index + 1]) * size, f"client {index}: {len(echo)} bytes back"
+    return size * len(clients)
+
+
 def test_native_echo_server_speaks_the_protocol_and_echoes_every_byte() -> None:
     """The native reference's echo-server (run.py's "native" echo contender) prints PORT n,
     returns exactly what each peer sent, including messages larger than one of its 4096-byte
-    provided buffers, and reports the bytes it echoed once every peer has closed."""
+    provided buffers and a burst larger than all of them (its receives stop with ENOBUFS and
+    are armed again), and reports the bytes it echoed once every peer has closed."""
     cargo = shutil.which("cargo")
     if cargo is not None:  # as run.py does; a no-op when the binary is up to date
         build = [cargo, "build", "--release", "--quiet", "--manifest-path"]
@@ -198,7 +227,8 @@ def test_native_echo_server_speaks_the_protocol_and_echoes_every_byte() -> None:
         first = server.stdout.readline().split()
         assert len(first) == 2 and first[0] == "PORT", first
         clients = [socket.create_connection(("127.0.0.1", int(first[1]))) for _ in range(3)]
-        sent = exchange(clients, 4096)
+        sent = burst(clients, 1 << 20)  # the server has 8 buffers of 4096 bytes
+        sent += exchange(clients, 4096)
         out, err = server.communicate(timeout=30)
     finally:
         if server.poll() is None:
