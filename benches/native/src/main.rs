@@ -21,9 +21,10 @@
 //! `echo-client` is the load generator of the echo benchmark: it opens `--connections` TCP
 //! connections to 127.0.0.1:`--port` and keeps exactly one `--size`-byte message in flight on
 //! each (the next one is sent when the whole echo has come back), all on one ring, for
-//! `--seconds`; then it shuts the connections down and prints the round trips per second. It
-//! costs far less CPU per message than any Python server, so the server, not the client, sets
-//! the pace.
+//! `--seconds`; then it shuts the connections down and prints the round trips per second. Its
+//! own code costs next to nothing, but the kernel's loopback TCP work for the messages it sends
+//! and receives costs it about as much CPU per message as the fastest server spends, so on two
+//! cores it sets the pace of the fastest servers (see benches/README.md).
 //!
 //! `echo-server` is the native reference among the echo servers: the design of
 //! `benches/echo_ring.py` with no interpreter. It speaks `benches/echo.py server`'s protocol: it
