@@ -1,6 +1,6 @@
 """Century Ring benchmark suite: one command, every comparison in the same run.
 
-    python benches/run.py                      # the full suite (5 rounds, about 8 minutes)
+    python benches/run.py                      # the full suite (5 rounds, about 9 minutes)
     python benches/run.py --quick              # a smoke run of about a minute
     python benches/run.py --only nop,read-cached --rounds 3 --seconds 1
 
