@@ -706,9 +706,11 @@ impl BufferRing {
         let addr = self.buffer(bid) as u64;
         let index = usize::from(self.tail & (self.count - 1));
         // SAFETY: `index` < `count`, so the entry lies inside the mapping. The kernel reads only
-        // the entries between its head and the published tail; this one lies at or beyond that
-        // tail, so nothing reads it while it is written. The writes go through raw pointers to
-        // the three fields and leave `resv` (entry 0's is the tail) alone.
+        // the entries from its head up to the published tail. Each buffer is either in the ring
+        // or held here, once, and `bid` is held here (or the ring is not registered yet), so
+        // fewer than `count` entries are published and unread: the slot at our tail is not one
+        // of them, and nothing reads it while it is written. The writes go through raw pointers
+        // to the three fields and leave `resv` (entry 0's is the tail) alone.
         unsafe {
             let entry = self.entries.add(index);
             std::ptr::addr_of_mut!((*entry).addr).write(addr);
