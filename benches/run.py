@@ -9,7 +9,8 @@ measurement runs in its own process (benches/workloads.py, benches/echo.py, or t
 reference in benches/native/); contenders alternate within every round and their order rotates
 from round to round. The report gives medians over rounds, and ratios taken pair by pair within
 a round, then the median of those ratios. Results go to OUT/latest.json, OUT/latest.md and
-OUT/latest.png (the plot needs matplotlib).
+OUT/latest.png (the plot needs matplotlib). A missing liburing (the PyPI contender) or
+matplotlib is pip-installed as a wheel first, unless --no-install is given.
 """
 
 from __future__ import annotations
@@ -164,7 +165,10 @@ class Settings:
     out: Path
     data_dir: Path
     quick: bool
+    install: bool = True
     skipped: dict[str, str] = field(default_factory=dict)
+    #: package pip failed to install -> the last line pip printed
+    install_failures: dict[str, str] = field(default_factory=dict)
     native: bool = False
     liburing: bool = False
 
@@ -201,6 +205,11 @@ def parse_args(argv: list[str] | None) -> Settings:
         default=Path(os.environ.get("CENTURY_RING_BENCH_DIR", "/var/tmp")),
         help="where the test files live (default /var/tmp, or $CENTURY_RING_BENCH_DIR)",
     )
+    parser.add_argument(
+        "--no-install",
+        action="store_true",
+        help="do not pip-install a missing liburing or matplotlib (they are then skipped)",
+    )
     args = parser.parse_args(argv)
     workloads = WORKLOADS
     if args.only:
@@ -224,6 +233,7 @@ def parse_args(argv: list[str] | None) -> Settings:
         out=args.out,
         data_dir=args.data_dir,
         quick=args.quick,
+        install=not args.no_install,
     )
 
 
@@ -250,11 +260,41 @@ def build_native(settings: Settings) -> None:
     settings.native = True
 
 
+def install_missing(settings: Settings, wanted: Iterable[str]) -> None:
+    """pip-install the packages in ``wanted`` that are not importable, wheels only.
+
+    A wheel is all the suite will take: building liburing's C extension from source needs a
+    compiler and the system's liburing headers, which a benchmark run should not depend on.
+    When pip fails (no wheel for this platform, no registry), the package stays missing and the
+    workload that needs it says why it was skipped.
+    """
+    if not settings.install:
+        return
+    for name in wanted:
+        if importlib.util.find_spec(name) is not None:
+            continue
+        # One package per call: pip refuses the whole list when one of them has no wheel.
+        command = [PYTHON, "-m", "pip", "install", "--quiet", "--only-binary", ":all:", name]
+        log(f"installing {name}: {' '.join(command[1:])}")
+        proc = subprocess.run(command, capture_output=True, text=True)
+        importlib.invalidate_caches()
+        if proc.returncode != 0:
+            tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+            settings.install_failures[name] = tail
+            log(f"pip could not install {name}: {tail}")
+
+
 def find_liburing(settings: Settings) -> None:
     if importlib.util.find_spec("liburing") is None:
+        why = settings.install_failures.get("liburing")
+        if why is not None:
+            reason = f"pip could not install liburing ({why})"
+        elif not settings.install:
+            reason = "the liburing package is not installed and --no-install was given"
+        else:
+            reason = "the liburing package is not importable"
         settings.skipped["liburing"] = (
-            "the liburing package is not importable; to include it, install it where the "
-            "registry has a wheel: python -m pip install --only-binary :all: liburing"
+            f"{reason}; to include it: python -m pip install --only-binary :all: liburing"
         )
     else:
         settings.liburing = True
@@ -1019,7 +1059,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     if uses_native:
         build_native(s)
-    if any("liburing" in CONTENDERS[w] for w in s.workloads):
+    uses_liburing = any("liburing" in CONTENDERS[w] for w in s.workloads)
+    # The PyPI contender and the plot's library, when the registry has wheels for them.
+    install_missing(s, ["liburing", "matplotlib"] if uses_liburing else ["matplotlib"])
+    if uses_liburing:
         find_liburing(s)
     needs_cached = {"read-cached", "overhead"} & set(s.workloads)
     if needs_cached:

@@ -5,6 +5,7 @@ No speed is asserted here; the suite reports the targets, tests never check them
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 import socket
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import century_ring
 import pytest
@@ -24,7 +26,7 @@ NATIVE_BIN = NATIVE / "target" / "release" / "century-ring-native-bench"
 def test_quick_run_writes_a_complete_report(tmp_path: Path) -> None:
     proc = subprocess.run(
         [
-            *(sys.executable, str(RUN), "--quick", "--only", "nop,echo,overhead"),
+            *(sys.executable, str(RUN), "--quick", "--only", "nop,echo,overhead", "--no-install"),
             *("--rounds", "1", "--seconds", "0.2", "--echo-seconds", "0.5"),
             *("--out", str(tmp_path)),
         ],
@@ -91,6 +93,51 @@ def test_quick_run_writes_a_complete_report(tmp_path: Path) -> None:
         "submit_32_nops_ns",
     ):
         assert overhead[metric] > 0, metric
+
+
+def load_run_module() -> Any:
+    spec = importlib.util.spec_from_file_location("century_ring_bench_run", RUN)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    # dataclasses look their module up in sys.modules while the class is made.
+    sys.modules[spec.name] = module
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        del sys.modules[spec.name]
+    return module
+
+
+def test_a_package_pip_cannot_install_is_skipped_with_pips_reason(tmp_path: Path) -> None:
+    """The suite installs a missing liburing wheel; when pip fails, the report says why."""
+    run = load_run_module()
+    fake_python = tmp_path / "python"
+    fake_python.write_text(
+        "#!/bin/sh\n"
+        'echo "$@" >> "$(dirname "$0")/calls"\n'
+        "echo 'ERROR: No matching distribution found for no-such-package' >&2\n"
+        "exit 1\n"
+    )
+    fake_python.chmod(0o755)
+    run.PYTHON = str(fake_python)
+    settings = run.parse_args(["--only", "nop"])
+    run.install_missing(settings, ["century_ring_no_such_package", "century_ring"])
+    calls = (tmp_path / "calls").read_text().splitlines()
+    # Only the missing package is asked for, as a wheel; the importable one is left alone.
+    assert calls == ["-m pip install --quiet --only-binary :all: century_ring_no_such_package"]
+    assert "No matching distribution" in settings.install_failures["century_ring_no_such_package"]
+
+    # Whether or not liburing is installed here, the suite's view of it is "missing".
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(run.importlib.util, "find_spec", lambda name: None)
+        settings.install_failures["liburing"] = "ERROR: No matching distribution for liburing"
+        run.find_liburing(settings)
+    assert "No matching distribution for liburing" in settings.skipped["liburing"]
+    assert not settings.liburing
+
+    no_install = run.parse_args(["--only", "nop", "--no-install"])
+    run.install_missing(no_install, ["century_ring_no_such_package"])
+    assert (tmp_path / "calls").read_text().splitlines() == calls  # pip was not run again
 
 
 def test_read_into_bench_reports_both_paths(tmp_path: Path) -> None:
