@@ -355,7 +355,8 @@ impl RingState {
                     }),
                 _ => None,
             };
-            let buffer = match self.release(raw) {
+            let owned = self.release(raw);
+            let buffer = match owned {
                 Some(Owned::Destination(buf)) => {
                     let data = (raw.result >= 0).then(|| {
                         // SAFETY: a successful read or receive wrote exactly `result` bytes at
@@ -390,6 +391,12 @@ impl RingState {
                         None
                     }
                 },
+                Some(Owned::Nothing) | None => {
+                    // Nothing to free: skip the call to the drop glue of `Owned` (per
+                    // completion, the commonest case).
+                    std::mem::forget(owned);
+                    None
+                }
                 _ => None,
             };
             let event = CompletionEvent::new(
