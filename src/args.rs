@@ -43,7 +43,39 @@ pub fn span_within(
 
 /// An integer argument in `min..=max`. Non-integers raise `TypeError`; integers outside the
 /// range, however large, raise `ValueError` naming the argument and the bounds.
+///
+/// Inlined with a fast path for the usual argument, a plain `int` in range: one call into the
+/// interpreter instead of PyO3's general extraction with its error handling.
+#[inline]
 pub fn int_in(obj: &Bound<'_, PyAny>, name: &str, min: i64, max: i64) -> PyResult<i64> {
+    match exact_int(obj) {
+        Some(value) if min <= value && value <= max => Ok(value),
+        _ => checked_int_in(obj, name, min, max),
+    }
+}
+
+/// The value of an object of type `int` exactly (not a subclass such as `bool`) that fits in
+/// an `i64`; `None` for anything else.
+#[inline]
+fn exact_int(obj: &Bound<'_, PyAny>) -> Option<i64> {
+    if !obj.is_exact_instance_of::<PyInt>() {
+        return None;
+    }
+    let mut overflow = 0;
+    // SAFETY: `obj` is a live `int` (checked just above) borrowed for the call, and the
+    // `Bound` proves the thread is attached. For an exact `int` this never raises: a value
+    // that does not fit is reported through `overflow` alone.
+    let value = unsafe { pyo3::ffi::PyLong_AsLongAndOverflow(obj.as_ptr(), &mut overflow) };
+    // `c_long` is 64 bits here, but only 32 on 32-bit targets.
+    #[allow(clippy::useless_conversion)]
+    let value = i64::from(value);
+    (overflow == 0).then_some(value)
+}
+
+/// `int_in` for everything but an in-range plain `int`: other types, subclasses of `int`,
+/// values out of range, and the errors.
+#[inline(never)]
+fn checked_int_in(obj: &Bound<'_, PyAny>, name: &str, min: i64, max: i64) -> PyResult<i64> {
     let value = match obj.extract::<i64>() {
         Ok(value) => value,
         Err(err) if err.is_instance_of::<PyOverflowError>(obj.py()) => {
@@ -69,6 +101,9 @@ pub fn int_in(obj: &Bound<'_, PyAny>, name: &str, min: i64, max: i64) -> PyResul
 
 /// A file descriptor: a non-negative `int`, or any object with a `fileno()` method.
 pub fn fd(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<i32> {
+    if let Some(value @ 0..=0x7fff_ffff) = exact_int(obj) {
+        return Ok(value as i32);
+    }
     if obj.is_instance_of::<PyInt>() {
         return Ok(int_in(obj, name, 0, i32::MAX.into())? as i32);
     }

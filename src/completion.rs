@@ -52,10 +52,35 @@ pub struct CompletionEvent {
     raw_flags: u32,
 }
 
+/// The last large `int` made for a completion's result, reused while the result repeats: the
+/// reads of a batch all complete with the same byte count, and a kept `int` costs a reference
+/// count instead of an allocation and a free per completion. (Results from -5 to 256 are
+/// CPython's own cached small ints already.)
+#[derive(Default)]
+pub struct ResultInts {
+    last: Option<(i32, Py<PyInt>)>,
+}
+
+impl ResultInts {
+    fn get(&mut self, py: Python<'_>, value: i32) -> Py<PyInt> {
+        if let Some((last, object)) = &self.last {
+            if *last == value {
+                return object.clone_ref(py);
+            }
+        }
+        let object = PyInt::new(py, value).unbind();
+        if !(-5..=256).contains(&value) {
+            self.last = Some((value, object.clone_ref(py)));
+        }
+        object
+    }
+}
+
 impl CompletionEvent {
     #[allow(clippy::too_many_arguments)] // one per attribute
     pub fn new(
         py: Python<'_>,
+        results: &mut ResultInts,
         result: i32,
         user_data: u64,
         flags: u32,
@@ -73,7 +98,10 @@ impl CompletionEvent {
             _ => PyInt::new(py, value).unbind(),
         };
         CompletionEvent {
-            result: int(result.into()),
+            result: match result {
+                0 => int(0),
+                _ => results.get(py, result),
+            },
             user_data,
             buffer: buffer.map_or_else(|| py.None(), Py::into_any),
             flags: int(flags.into()),

@@ -16,7 +16,7 @@ use pyo3::types::{PyBytes, PyList};
 
 use crate::buffer::BufferPool;
 use crate::buffer_ring::BufferRings;
-use crate::completion::{CompletionEvent, CQE_F_MORE};
+use crate::completion::{CompletionEvent, ResultInts, CQE_F_MORE};
 use crate::errors;
 use crate::fork;
 use crate::inflight::{InFlight, Owned, INTERNAL_USER_DATA};
@@ -67,6 +67,8 @@ pub struct RingState {
     fork_generation: u64,
     /// Provided buffer rings registered on this ring (dropped after `ring` and `inflight`).
     buffer_rings: BufferRings,
+    /// The `int` last made for a completion's result, reused while results repeat.
+    result_ints: ResultInts,
 }
 
 /// Why a drain stopped.
@@ -102,6 +104,7 @@ impl RingState {
             owner_pid: std::process::id(),
             fork_generation: fork::generation(),
             buffer_rings: BufferRings::default(),
+            result_ints: ResultInts::default(),
         }
     }
 
@@ -355,7 +358,8 @@ impl RingState {
                     }),
                 _ => None,
             };
-            let buffer = match self.release(raw) {
+            let owned = self.release(raw);
+            let buffer = match owned {
                 Some(Owned::Destination(buf)) => {
                     let data = (raw.result >= 0).then(|| {
                         // SAFETY: a successful read or receive wrote exactly `result` bytes at
@@ -390,10 +394,17 @@ impl RingState {
                         None
                     }
                 },
+                Some(Owned::Nothing) | None => {
+                    // Nothing to free: skip the call to the drop glue of `Owned` (per
+                    // completion, the commonest case).
+                    std::mem::forget(owned);
+                    None
+                }
                 _ => None,
             };
             let event = CompletionEvent::new(
                 py,
+                &mut self.result_ints,
                 raw.result,
                 raw.user_data,
                 raw.flags,

@@ -72,10 +72,20 @@ pub fn make_sqe_flags(
 }
 
 /// The `sqe_flags` argument: `None`, or bits made by `make_sqe_flags`.
+///
+/// Inlined so that the commonest case, the argument left out, costs a test, not a call.
+#[inline]
 pub fn parse(value: Option<&Bound<'_, PyAny>>) -> PyResult<Flags> {
-    let Some(value) = value.filter(|v| !v.is_none()) else {
+    match value {
+        None => Ok(Flags::empty()),
+        Some(value) => parse_given(value),
+    }
+}
+
+fn parse_given(value: &Bound<'_, PyAny>) -> PyResult<Flags> {
+    if value.is_none() {
         return Ok(Flags::empty());
-    };
+    }
     let bits = int_in(value, "sqe_flags", 0, u8::MAX.into())? as u8;
     Flags::from_bits(bits).ok_or_else(|| {
         bad_arg(format!(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import enum
+import errno
 import ipaddress
 import os
 import re
@@ -21,7 +23,7 @@ from century_ring import (
     make_io_ring,
     make_sqe_flags,
 )
-from conftest import collect, drain
+from conftest import DATA, collect, drain, succeed
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -412,6 +414,22 @@ def test_refused_call_with_autosubmit_off_keeps_queue(env: Env) -> None:
         assert ring.in_flight == 2
         assert ring.submit() == 2
         drain(ring)
+
+
+def test_int_subclasses_are_taken_as_the_ints_they_are(ring: IoUring, data_fd: int) -> None:
+    """Integer arguments accept subclasses of int (an IntEnum, bool, a user's subclass) with
+    their int value, like plain ints; the largest descriptor is in range."""
+
+    class Size(enum.IntEnum):
+        EIGHT = 8
+
+    class Descriptor(int):
+        pass
+
+    cqe = succeed(ring, ring.prep_read(Descriptor(data_fd), Size.EIGHT, True))
+    assert (cqe.result, cqe.buffer) == (8, DATA[1:9])
+    got = collect(ring, [ring.prep_read(2**31 - 1, 8, 0)])
+    assert [event.result for event in got.values()] == [-errno.EBADF]  # the largest fd is taken
 
 
 # --- hypothesis: whatever is thrown at a prep call ------------------------------------------

@@ -42,6 +42,19 @@ def test_completion_attributes(a_cqe: CompletionEvent) -> None:
     assert type(a_cqe.flags) is int
 
 
+def test_repeated_and_changing_results_are_each_right(ring: IoUring, data_fd: int) -> None:
+    """Results that repeat, change and come back (the ring reuses the int of a repeated one)
+    are each the operation's own byte count, as is every failure among them."""
+    sizes = [1000, 1000, 300, 300, 1000, 0, 4096, 4096, 300]
+    queued = {ring.prep_read(data_fd, size, 0): size for size in sizes}
+    bad = ring.prep_read(2**31 - 1, 300, 0)  # no such descriptor
+    got = collect(ring, [*queued, bad])
+    for user_data, size in queued.items():
+        assert got[user_data].result == size
+        assert got[user_data].buffer == DATA[:size]
+    assert got[bad].result == -errno.EBADF
+
+
 @pytest.mark.parametrize("attr", ["result", "user_data", "buffer", "flags"])
 def test_completion_attributes_are_read_only(a_cqe: CompletionEvent, attr: str) -> None:
     """The user cannot overwrite or delete a completion's attributes."""
