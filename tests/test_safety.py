@@ -529,7 +529,22 @@ def test_signal_handler_raising_propagates(
     assert collect(ring, [ud])[ud].buffer == b"after"
 
 
+@pytest.fixture
+def sigint_raises() -> Iterator[None]:
+    """Python's own Ctrl-C handler for the test's duration.
+
+    A process started in the background by a shell without job control inherits SIGINT as
+    ignored, and Python then leaves it ignored: Ctrl-C could not interrupt anything there.
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 @PRESUBMIT
+@pytest.mark.usefixtures("sigint_raises")
 def test_sigint_raises_keyboard_interrupt(
     ring: IoUring, pipe: tuple[int, int], presubmit: bool
 ) -> None:
@@ -555,6 +570,7 @@ def test_sigint_raises_keyboard_interrupt(
 
 
 @PRESUBMIT
+@pytest.mark.usefixtures("sigint_raises")
 def test_sigint_during_timed_wait(ring: IoUring, pipe: tuple[int, int], presubmit: bool) -> None:
     """Ctrl-C during submit_and_wait_with_timeout raises KeyboardInterrupt as well."""
     _only_thread()
