@@ -45,6 +45,19 @@ pub fn skip_success_with_link() -> PyErr {
     )
 }
 
+/// A zero-copy send on a ring that has used `io_drain`. Observed on Linux 6.18: once a ring
+/// has queued a drained entry, the kernel holds back every later `IORING_OP_SEND_ZC` (drained
+/// or not) for good: it never starts, no cancellation reaches it, and the ring can only leak
+/// its buffer when closed.
+pub fn send_zc_after_drain() -> PyErr {
+    PyValueError::new_err(
+        "prep_send_zc can't be used with 'IO_DRAIN', nor on a ring that has ever queued an \
+         entry with io_drain: the kernel then never starts the zero-copy send and it cannot be \
+         cancelled (observed on Linux 6.18). Order it with io_link instead, or send zero-copy \
+         on a ring that does not use io_drain",
+    )
+}
+
 /// The ring's descriptor no longer refers to the ring: the kernel took none of its entries.
 pub fn ring_fd_lost(fd: i32, pending: u32) -> PyErr {
     PyOSError::new_err((

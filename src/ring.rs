@@ -5,6 +5,7 @@ use std::ops::{Deref, DerefMut};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use io_uring::opcode;
 use pyo3::exceptions::{PyNotImplementedError, PyRuntimeWarning};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyType};
@@ -100,6 +101,11 @@ impl IoUring {
             }
             if flags.contains(sqe_flags::SKIP_SUCCESS) && flags.intersects(sqe_flags::LINKS) {
                 return Err(errors::skip_success_with_link());
+            }
+            if op.opcode == opcode::SendZc::CODE
+                && (ring.drain_used() || flags.contains(sqe_flags::IO_DRAIN))
+            {
+                return Err(errors::send_zc_after_drain());
             }
             if !ring.supports(op.opcode) {
                 return Err(errors::unsupported_op(op.method, op.opcode_name, op.since));

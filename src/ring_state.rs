@@ -69,6 +69,9 @@ pub struct RingState {
     buffer_rings: BufferRings,
     /// The `int` last made for a completion's result, reused while results repeat.
     result_ints: ResultInts,
+    /// Whether an entry with `IOSQE_IO_DRAIN` was ever queued: from then on the kernel never
+    /// starts a zero-copy send on this ring (see `errors::send_zc_after_drain`).
+    drain_used: bool,
 }
 
 /// Why a drain stopped.
@@ -105,6 +108,7 @@ impl RingState {
             fork_generation: fork::generation(),
             buffer_rings: BufferRings::default(),
             result_ints: ResultInts::default(),
+            drain_used: false,
         }
     }
 
@@ -161,6 +165,11 @@ impl RingState {
         self.ring.submitter().register_eventfd(fd)
     }
 
+    /// Whether an entry with `IOSQE_IO_DRAIN` was ever queued on this ring.
+    pub fn drain_used(&self) -> bool {
+        self.drain_used
+    }
+
     /// Queues one operation. Its memory moves into the in-flight table, where it stays until
     /// the completion for the returned `user_data` is reaped.
     pub fn push(&mut self, prepared: Prepared, flags: Flags) -> PyResult<u64> {
@@ -181,6 +190,7 @@ impl RingState {
             self.inflight.insert(owned)
         };
         let entry = entry.user_data(user_data).flags(flags);
+        self.drain_used |= flags.contains(Flags::IO_DRAIN);
         // SAFETY: every pointer in `entry` points into heap memory now owned by the in-flight
         // table under `user_data` (or the entry holds no pointer at all), and that memory is
         // freed only once the completion for `user_data` has been reaped, or leaked if the

@@ -10,6 +10,8 @@ use crate::errors::bad_arg;
 pub const BUFFER_SELECT: Flags = Flags::BUFFER_SELECT;
 /// `IOSQE_CQE_SKIP_SUCCESS`: post no completion when the operation succeeds.
 pub const SKIP_SUCCESS: Flags = Flags::SKIP_SUCCESS;
+/// `IOSQE_IO_DRAIN`: start only once everything submitted before has completed.
+pub const IO_DRAIN: Flags = Flags::IO_DRAIN;
 /// Either kind of link to the next entry.
 pub const LINKS: Flags = Flags::IO_LINK.union(Flags::IO_HARDLINK);
 

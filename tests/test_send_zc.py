@@ -7,7 +7,7 @@ import socket
 from collections.abc import Iterator
 
 import pytest
-from century_ring import CompletionEvent, IoUring, make_sqe_flags
+from century_ring import CompletionEvent, IoUring, make_io_ring, make_sqe_flags
 from conftest import drain
 
 Pair = tuple[socket.socket, socket.socket]
@@ -124,3 +124,46 @@ def test_closing_the_ring_with_a_send_in_flight(tcp: Pair) -> None:
         ring.submit()
     data.extend(b"!")
     assert len(recv_exactly(receiver, 100_000)) == 100_000
+
+
+def test_io_drain_is_refused_since_the_kernel_would_never_start_the_send(
+    ring: IoUring, tcp: Pair
+) -> None:
+    """On Linux 6.18 a drained zero-copy send never starts and cannot be cancelled (closing
+    the ring then waits 10 s and leaks); the ring refuses it and queues nothing."""
+    sender, _ = tcp
+    with pytest.raises(ValueError, match="io_drain"):
+        ring.prep_send_zc(sender, b"x", sqe_flags=make_sqe_flags(io_drain=True))
+    assert ring.pending_sq_entries == 0 and ring.in_flight == 0
+
+
+def test_a_ring_that_has_drained_refuses_zero_copy_sends(ring: IoUring, tcp: Pair) -> None:
+    """Once any entry with io_drain was queued, the kernel holds back every later zero-copy
+    send on that ring for good, so they are refused there; another ring still sends."""
+    sender, receiver = tcp
+    ring.prep_nop(sqe_flags=make_sqe_flags(io_drain=True))
+    assert len(drain(ring)) == 1
+    with pytest.raises(ValueError, match="io_drain"):
+        ring.prep_send_zc(sender, b"x")
+    assert ring.pending_sq_entries == 0 and ring.in_flight == 0
+
+    other = make_io_ring(8)
+    try:
+        ud = other.prep_send_zc(sender, b"still sends")
+        first, notification = completions_of(other, ud)
+        assert first.result == len(b"still sends") and notification.notification
+    finally:
+        other.close()
+    assert recv_exactly(receiver, len(b"still sends")) == b"still sends"
+
+
+def test_sends_queued_before_a_drain_complete(ring: IoUring, tcp: Pair) -> None:
+    """The refusal is about sends after a drain: one queued before it posts both completions."""
+    sender, receiver = tcp
+    ud = ring.prep_send_zc(sender, b"first")
+    nop = ring.prep_nop(sqe_flags=make_sqe_flags(io_drain=True))
+    events = drain(ring)
+    assert [c.user_data for c in events].count(ud) == 2
+    assert [c.user_data for c in events].count(nop) == 1
+    assert ring.in_flight == 0
+    assert recv_exactly(receiver, 5) == b"first"

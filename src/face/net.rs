@@ -171,16 +171,22 @@ impl IoUring {
     /// Zero copy pays off for large sends to a real network device; over loopback the kernel
     /// copies anyway.
     ///
+    /// Not on a ring that uses ``io_drain``: once a ring has queued an entry with
+    /// ``io_drain``, Linux (6.18 at least) never starts a later zero-copy send on it, drained
+    /// or not, and cannot cancel it either, so this method refuses. Order zero-copy sends with
+    /// ``io_link``, or keep them on a ring of their own.
+    ///
     /// :param fd: The socket, as a file descriptor or an object with ``fileno()``.
     /// :param buffer: Any contiguous object with the buffer protocol.
     /// :param count: How many bytes to send; by default the rest of the buffer after
     ///     ``buffer_offset``.
     /// :param buffer_offset: Where in ``buffer`` the data starts; by default ``0``.
     /// :param flags: ``MSG_*`` flags for ``send(2)``, such as :data:`socket.MSG_NOSIGNAL`.
-    /// :param sqe_flags: Flags from :func:`make_sqe_flags`; ``skip_success`` is refused.
+    /// :param sqe_flags: Flags from :func:`make_sqe_flags`; ``skip_success`` and ``io_drain``
+    ///     are refused.
     /// :returns: The operation's ``user_data``.
-    /// :raises ValueError: ``count`` or ``buffer_offset`` reach past the end of the buffer, or
-    ///     an argument is out of range.
+    /// :raises ValueError: ``count`` or ``buffer_offset`` reach past the end of the buffer, an
+    ///     argument is out of range, or ``io_drain`` is given or was used on this ring before.
     /// :raises TypeError: ``buffer`` is not bytes-like.
     /// :raises NotImplementedError: The kernel lacks ``IORING_OP_SEND_ZC`` (Linux 6.0).
     #[pyo3(
