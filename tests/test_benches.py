@@ -19,8 +19,6 @@ import century_ring
 import pytest
 
 RUN = Path(__file__).resolve().parent.parent / "benches" / "run.py"
-NATIVE = RUN.parent / "native"
-NATIVE_BIN = NATIVE / "target" / "release" / "century-ring-native-bench"
 
 
 def test_quick_run_writes_a_complete_report(tmp_path: Path) -> None:
@@ -251,12 +249,13 @@ def test_native_echo_server_speaks_the_protocol_and_echoes_every_byte() -> None:
     returns exactly what each peer sent, including messages larger than one of its 4096-byte
     provided buffers and a burst larger than all of them (its receives stop with ENOBUFS and
     are armed again), and reports the bytes it echoed once every peer has closed."""
-    cargo = shutil.which("cargo")
-    if cargo is not None:  # as run.py does; a no-op when the binary is up to date
-        build = [cargo, "build", "--release", "--quiet", "--manifest-path"]
-        subprocess.run([*build, str(NATIVE / "Cargo.toml")], check=True, timeout=600)
-    if not NATIVE_BIN.exists():
-        pytest.skip("cargo not found: the native reference is not built")
+    run = load_run_module()
+    settings = run.parse_args(["--only", "echo", "--no-install"])
+    run.build_native(settings)  # the suite's own build; a no-op when the binary is up to date
+    if not settings.native:
+        if shutil.which("cargo") is not None:
+            pytest.fail(settings.skipped["native"])  # cargo is there, so the build broke
+        pytest.skip(settings.skipped["native"])
     with century_ring.make_io_ring(8) as probe:
         try:
             probe.register_buffer_ring(1, 1, 64).close()
@@ -264,7 +263,7 @@ def test_native_echo_server_speaks_the_protocol_and_echoes_every_byte() -> None:
             pytest.skip(f"provided buffer rings: {err}")
 
     server = subprocess.Popen(
-        [str(NATIVE_BIN), "echo-server", "--port", "0", "--connections", "3", "--size", "64"],
+        [str(run.NATIVE_BIN), "echo-server", "--port", "0", "--connections", "3", "--size", "64"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
