@@ -35,11 +35,11 @@ use pyo3::exceptions::{PyBufferError, PyNotImplementedError, PyRuntimeError, PyT
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyInt, PyMemoryView, PySlice, PyTuple, PyType};
 
-use crate::args::int_in;
-use crate::caller_buffer::{Access, HeldBuffer};
-use crate::errors::{self, bad_arg};
-use crate::fork;
+use crate::base::args::int_in;
+use crate::base::errors::{self, bad_arg};
+use crate::base::fork;
 use crate::inflight::{Keep, Owned};
+use crate::mem::caller_buffer::{Access, HeldBuffer};
 use crate::ops::{net, Prepared};
 use crate::ring::IoUring;
 use crate::sqe_flags;
@@ -763,7 +763,7 @@ fn group_of(obj: &Bound<'_, PyAny>) -> PyResult<Wanted> {
     }
     Err(PyTypeError::new_err(format!(
         "buffer_group must be a BufferRing or its group_id (an int), not {}",
-        crate::args::type_name(obj)
+        crate::base::args::type_name(obj)
     )))
 }
 

@@ -12,9 +12,9 @@ use std::sync::Arc;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use crate::buffer::IoBuf;
-use crate::caller_buffer::HeldBuffer;
-use crate::ops::net::SocketAddress;
+use crate::mem::caller_buffer::HeldBuffer;
+use crate::mem::io_buf::IoBuf;
+use crate::mem::socket_address::SocketAddress;
 use crate::registered::RegisteredBuffers;
 
 /// What an operation owns until its completion arrives. Some variants are never read: they

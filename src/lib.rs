@@ -1,23 +1,17 @@
 //! Century Ring's native core: Python bindings to Linux io_uring.
 
-mod address;
-mod args;
-mod buffer;
+mod base;
 mod buffer_ring;
-mod caller_buffer;
 mod completion;
-mod errors;
 mod face;
-mod fork;
 mod inflight;
+mod mem;
 mod ops;
 mod registered;
 mod ring;
 mod ring_state;
 mod setup;
 mod sqe_flags;
-mod statx;
-mod valgrind;
 
 use pyo3::prelude::*;
 
@@ -25,10 +19,10 @@ use pyo3::prelude::*;
 // interpreter must keep it enabled while this module is loaded.
 #[pymodule(gil_used = true)]
 fn _century_ring(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    fork::install_handler();
+    base::fork::install_handler();
     m.add_class::<ring::IoUring>()?;
     m.add_class::<completion::CompletionEvent>()?;
-    m.add_class::<statx::StatxResult>()?;
+    m.add_class::<mem::statx::StatxResult>()?;
     m.add_class::<buffer_ring::BufferRing>()?;
     m.add_class::<buffer_ring::ProvidedBuffer>()?;
     m.add_function(wrap_pyfunction!(setup::make_io_ring, m)?)?;

@@ -27,9 +27,9 @@ use pyo3::exceptions::{PyNotImplementedError, PyOSError, PyRuntimeError};
 use pyo3::prelude::*;
 use pyo3::types::PyInt;
 
-use crate::args::{span_within, SpanError};
-use crate::caller_buffer::HeldBuffer;
-use crate::errors::{self, bad_arg};
+use crate::base::args::{span_within, SpanError};
+use crate::base::errors::{self, bad_arg};
+use crate::mem::caller_buffer::HeldBuffer;
 use crate::ring_state::RingState;
 use crate::sqe_flags;
 
@@ -80,17 +80,18 @@ pub fn file_index_arg(value: Option<&Bound<'_, PyAny>>) -> PyResult<Option<FileI
     let Some(value) = value.filter(|v| !v.is_none()) else {
         return Ok(None);
     };
-    let index = crate::args::int_in(value, "file_index", 0, u32::MAX.into()).map_err(|err| {
-        if err.is_instance_of::<pyo3::exceptions::PyValueError>(value.py()) {
-            bad_arg(format!(
-                "file_index must be a slot number (0 to {}) or ALLOC_FILE_INDEX, got {}",
-                MAX_FILE_SLOTS - 1,
-                value.repr().map(|r| r.to_string()).unwrap_or_default()
-            ))
-        } else {
-            err
-        }
-    })? as u32;
+    let index =
+        crate::base::args::int_in(value, "file_index", 0, u32::MAX.into()).map_err(|err| {
+            if err.is_instance_of::<pyo3::exceptions::PyValueError>(value.py()) {
+                bad_arg(format!(
+                    "file_index must be a slot number (0 to {}) or ALLOC_FILE_INDEX, got {}",
+                    MAX_FILE_SLOTS - 1,
+                    value.repr().map(|r| r.to_string()).unwrap_or_default()
+                ))
+            } else {
+                err
+            }
+        })? as u32;
     if index == ALLOC_FILE_INDEX {
         return Ok(Some(FileIndex::Alloc));
     }

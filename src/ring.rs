@@ -10,10 +10,10 @@ use pyo3::exceptions::{PyNotImplementedError, PyRuntimeWarning};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyType};
 
-use crate::args::{self, int_in};
-use crate::buffer::BufferPool;
-use crate::errors;
-use crate::fork;
+use crate::base::args::{self, int_in};
+use crate::base::errors;
+use crate::base::fork;
+use crate::mem::io_buf::BufferPool;
 use crate::ops::{self, Prepared};
 use crate::ring_state::{DrainOutcome, RingState, DRAIN_GIVE_UP_AFTER, DRAIN_WARN_AFTER};
 use crate::sqe_flags;

@@ -14,15 +14,15 @@ use io_uring::{EnterFlags, Probe};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 
-use crate::buffer::BufferPool;
+use crate::base::errors;
+use crate::base::fork;
+use crate::base::valgrind;
 use crate::buffer_ring::BufferRings;
 use crate::completion::{CompletionEvent, ResultInts, CQE_F_MORE};
-use crate::errors;
-use crate::fork;
 use crate::inflight::{InFlight, Owned, INTERNAL_USER_DATA};
+use crate::mem::io_buf::BufferPool;
 use crate::ops::Prepared;
 use crate::registered::Registrations;
-use crate::valgrind;
 
 /// How long closing waits for operations to finish on their own when this thread may not
 /// cancel them (a single-issuer ring closed from another thread) before leaking them.

@@ -2,8 +2,8 @@
 
 use pyo3::prelude::*;
 
-use crate::args::int_in;
-use crate::errors;
+use crate::base::args::int_in;
+use crate::base::errors;
 use crate::ring::IoUring;
 use crate::ring_state::RingState;
 

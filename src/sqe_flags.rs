@@ -3,8 +3,8 @@
 use io_uring::squeue::Flags;
 use pyo3::prelude::*;
 
-use crate::args::int_in;
-use crate::errors::bad_arg;
+use crate::base::args::int_in;
+use crate::base::errors::bad_arg;
 
 /// `IOSQE_BUFFER_SELECT`: take the buffer from a provided buffer group.
 pub const BUFFER_SELECT: Flags = Flags::BUFFER_SELECT;

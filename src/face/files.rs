@@ -4,8 +4,8 @@ use pyo3::prelude::*;
 use pyo3::types::PyInt;
 
 use super::{byte_range, copy_of_range, destination_in, offset_or_current, source_of_range};
-use crate::args::{self, int_in};
-use crate::errors;
+use crate::base::args::{self, int_in};
+use crate::base::errors;
 use crate::ops::files;
 use crate::registered;
 use crate::ring::IoUring;

@@ -2,7 +2,7 @@
 
 use pyo3::prelude::*;
 
-use crate::args;
+use crate::base::args;
 use crate::ops::fs;
 use crate::ring::IoUring;
 

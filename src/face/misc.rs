@@ -4,8 +4,8 @@
 use io_uring::types::{CancelBuilder, Fd, Fixed, Timespec};
 use pyo3::prelude::*;
 
-use crate::args::{self, int_in};
-use crate::errors;
+use crate::base::args::{self, int_in};
+use crate::base::errors;
 use crate::ops::misc;
 use crate::registered;
 use crate::ring::IoUring;

@@ -11,10 +11,10 @@ mod registered;
 
 use pyo3::prelude::*;
 
-use crate::args::{self, int_in, SpanError};
-use crate::buffer::{BufferPool, IoBuf};
-use crate::caller_buffer::{Access, CallerBuffer, HeldBuffer};
-use crate::errors;
+use crate::base::args::{self, int_in, SpanError};
+use crate::base::errors;
+use crate::mem::caller_buffer::{Access, CallerBuffer, HeldBuffer};
+use crate::mem::io_buf::{BufferPool, IoBuf};
 use crate::ops::Source;
 
 /// `offset=-1` (or omitted): the file's current position.

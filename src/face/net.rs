@@ -4,11 +4,11 @@
 use pyo3::prelude::*;
 
 use super::{byte_range, destination_in, source_of_range};
-use crate::address;
-use crate::args::{self, int_in};
-use crate::buffer::{BufferPool, IoBuf};
-use crate::caller_buffer::CallerBuffer;
-use crate::errors::bad_arg;
+use crate::base::args::{self, int_in};
+use crate::base::errors::bad_arg;
+use crate::mem::caller_buffer::CallerBuffer;
+use crate::mem::io_buf::{BufferPool, IoBuf};
+use crate::mem::socket_address;
 use crate::ops::net;
 use crate::registered;
 use crate::ring::IoUring;
@@ -79,7 +79,7 @@ impl IoUring {
     ) -> PyResult<u64> {
         let fd = args::fd(fd, "fd")?;
         let port = int_in(port, "port", 0, u16::MAX.into())? as u16;
-        let address = address::ipv4(address, port)?;
+        let address = socket_address::ipv4(address, port)?;
         self.queue(sqe_flags, |_| {
             Ok(net::connect(&net::CONNECT_V4, fd, address))
         })
@@ -105,7 +105,7 @@ impl IoUring {
     ) -> PyResult<u64> {
         let fd = args::fd(fd, "fd")?;
         let port = int_in(port, "port", 0, u16::MAX.into())? as u16;
-        let address = address::ipv6(address, port)?;
+        let address = socket_address::ipv6(address, port)?;
         self.queue(sqe_flags, |_| {
             Ok(net::connect(&net::CONNECT_V6, fd, address))
         })
@@ -437,7 +437,7 @@ impl IoUring {
         sqe_flags: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<u64> {
         let fd = args::fd(fd, "fd")?;
-        let address = address::from_python(address, "address")?;
+        let address = socket_address::from_python(address, "address")?;
         self.queue(sqe_flags, |_| Ok(net::connect(&net::CONNECT, fd, address)))
     }
 
@@ -463,7 +463,7 @@ impl IoUring {
         sqe_flags: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<u64> {
         let fd = args::fd(fd, "fd")?;
-        let address = address::from_python(address, "address")?;
+        let address = socket_address::from_python(address, "address")?;
         self.queue(sqe_flags, |_| Ok(net::bind(fd, address)))
     }
 
@@ -563,7 +563,7 @@ impl IoUring {
         sqe_flags: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<u64> {
         let fd = args::fd(fd, "fd")?;
-        let address = address::from_python(address, "address")?;
+        let address = socket_address::from_python(address, "address")?;
         let msg_flags = send_flags(flags)?;
         let view = CallerBuffer::read_only(buffer, "buffer")?;
         if view.as_slice().len() as u64 > args::MAX_BYTE_COUNT as u64 {

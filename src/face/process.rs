@@ -2,7 +2,7 @@
 
 use pyo3::prelude::*;
 
-use crate::args::int_in;
+use crate::base::args::int_in;
 use crate::ops::process;
 use crate::ring::IoUring;
 

@@ -6,9 +6,9 @@ use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyInt, PyMemoryView};
 
 use super::{byte_range, offset_or_current};
-use crate::args::{self, int_in};
-use crate::caller_buffer::{Access, HeldBuffer};
-use crate::errors::bad_arg;
+use crate::base::args::{self, int_in};
+use crate::base::errors::bad_arg;
+use crate::mem::caller_buffer::{Access, HeldBuffer};
 use crate::ops;
 use crate::registered::{self, MAX_BUFFERS, MAX_BUFFER_LEN, MAX_FILE_SLOTS};
 use crate::ring::IoUring;

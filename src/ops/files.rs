@@ -9,10 +9,10 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use super::{destination_parts, OpInfo, Prepared, Source};
-use crate::buffer::IoBuf;
-use crate::caller_buffer::HeldBuffer;
 use crate::inflight::{Finished, Keep, KeepAlive, Owned};
-use crate::statx::StatxResult;
+use crate::mem::caller_buffer::HeldBuffer;
+use crate::mem::io_buf::IoBuf;
+use crate::mem::statx::StatxResult;
 
 /// `openat(2)`; owns the path.
 pub const OPENAT: OpInfo = OpInfo {

@@ -11,9 +11,9 @@ pub mod registered;
 
 use io_uring::squeue::Entry;
 
-use crate::buffer::IoBuf;
-use crate::caller_buffer::HeldBuffer;
 use crate::inflight::Owned;
+use crate::mem::caller_buffer::HeldBuffer;
+use crate::mem::io_buf::IoBuf;
 
 /// The memory a write or send reads: the ring's copy, or a span of the caller's buffer.
 pub enum Source {
@@ -54,7 +54,7 @@ fn destination_parts(held: HeldBuffer) -> (*mut u8, u32, Owned) {
 /// A length for an SQE's 32-bit `len`, capped at Linux's `MAX_RW_COUNT` (a read or write never
 /// moves more in one call).
 fn capped_u32(len: usize) -> u32 {
-    len.min(crate::args::MAX_RW_COUNT) as u32
+    len.min(crate::base::args::MAX_RW_COUNT) as u32
 }
 
 /// What the library needs to know about an io_uring opcode it offers.

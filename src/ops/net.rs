@@ -7,10 +7,10 @@ use pyo3::prelude::*;
 
 use super::files::capacity_u32;
 use super::{destination_parts, OpInfo, Prepared, Source};
-use crate::address;
-use crate::buffer::IoBuf;
-use crate::caller_buffer::HeldBuffer;
 use crate::inflight::{Finished, Keep, Owned};
+use crate::mem::caller_buffer::HeldBuffer;
+use crate::mem::io_buf::IoBuf;
+use crate::mem::socket_address::{self, SocketAddress};
 
 /// `socket(2)`; owns nothing.
 pub const SOCKET: OpInfo = OpInfo {
@@ -127,32 +127,6 @@ pub const RECV_INTO: OpInfo = OpInfo {
     since: "5.6",
 };
 
-/// A socket address in the form the kernel reads.
-pub enum SocketAddress {
-    V4(libc::sockaddr_in),
-    V6(libc::sockaddr_in6),
-    /// An AF_UNIX address and its length: `sun_family` plus the bytes of the path that count
-    /// (a filesystem path without its terminating NUL, or an abstract name with its leading
-    /// NUL).
-    Unix(libc::sockaddr_un, libc::socklen_t),
-}
-
-impl SocketAddress {
-    fn as_ptr_and_len(&self) -> (*const libc::sockaddr, libc::socklen_t) {
-        match self {
-            SocketAddress::V4(addr) => (
-                (addr as *const libc::sockaddr_in).cast(),
-                size_of::<libc::sockaddr_in>() as libc::socklen_t,
-            ),
-            SocketAddress::V6(addr) => (
-                (addr as *const libc::sockaddr_in6).cast(),
-                size_of::<libc::sockaddr_in6>() as libc::socklen_t,
-            ),
-            SocketAddress::Unix(addr, len) => ((addr as *const libc::sockaddr_un).cast(), *len),
-        }
-    }
-}
-
 /// `type_flags` already carries `SOCK_CLOEXEC` and, if asked, `SOCK_NONBLOCK`. With
 /// `file_index`, the socket goes into that fixed slot instead of the descriptor table, and
 /// `SOCK_CLOEXEC` is dropped: the kernel refuses it for a slot.
@@ -245,7 +219,7 @@ impl Keep for PeerAddress {
         }
         Ok(Finished {
             buffer: None,
-            extra: address::to_python(py, &self.storage, self.len)?,
+            extra: socket_address::to_python(py, &self.storage, self.len)?,
         })
     }
 }
@@ -398,7 +372,7 @@ impl Keep for RecvFromMessage {
         let received = unsafe { self.data.filled(result as usize) };
         // The kernel wrote the sender's address length back into `msg_namelen`: 0 when the
         // socket gives no address (a connected stream).
-        let sender = address::to_python(py, &self.sender, self.header.msg_namelen)?;
+        let sender = socket_address::to_python(py, &self.sender, self.header.msg_namelen)?;
         Ok(Finished {
             buffer: Some(pyo3::types::PyBytes::new(py, received).unbind()),
             extra: sender,

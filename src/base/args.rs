@@ -8,7 +8,7 @@ use pyo3::exceptions::{PyOverflowError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyInt, PyString};
 
-use crate::errors::bad_arg;
+use crate::base::errors::bad_arg;
 
 /// Largest byte count one read, write, send or recv may ask for (the kernel's `len` field is
 /// 32 bits, and Linux moves at most `MAX_RW_COUNT`, just under 2 GiB, per call anyway).

@@ -86,7 +86,7 @@ fn export(obj: &Bound<'_, PyAny>, name: &str, access: Access) -> PyResult<Box<Ra
     if err.is_instance_of::<PyTypeError>(py) {
         return Err(PyTypeError::new_err(format!(
             "{name} must be {kind}, not {}",
-            crate::args::type_name(obj)
+            crate::base::args::type_name(obj)
         )));
     }
     if err.is_instance_of::<PyBufferError>(py) {
@@ -95,10 +95,10 @@ fn export(obj: &Bound<'_, PyAny>, name: &str, access: Access) -> PyResult<Box<Ra
         if access == Access::Writable && read_only_export_works(obj) {
             return Err(PyTypeError::new_err(format!(
                 "{name} must be {kind}; this {} is read-only",
-                crate::args::type_name(obj)
+                crate::base::args::type_name(obj)
             )));
         }
-        let wrapped = crate::errors::bad_arg(format!(
+        let wrapped = crate::base::errors::bad_arg(format!(
             "{name} must be a contiguous buffer: {}",
             err.value(py)
         ));

@@ -1,6 +1,7 @@
-//! Python addresses to socket addresses and back: `str`, `ipaddress.IPv4Address` and
-//! `ipaddress.IPv6Address` for the `connect_v4`/`_v6` forms, and every form the `socket` module
-//! uses (`(host, port)`, `(host, port, flowinfo, scope_id)`, AF_UNIX paths) for the rest.
+//! Socket addresses: the form the kernel reads, made from every form Python gives them (`str`,
+//! `ipaddress.IPv4Address` and `ipaddress.IPv6Address` for the `connect_v4`/`_v6` forms, and every
+//! form the `socket` module uses: `(host, port)`, `(host, port, flowinfo, scope_id)`, AF_UNIX
+//! paths), and the addresses the kernel writes turned back into those forms.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -8,9 +9,34 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString, PyTuple};
 
-use crate::args::{int_in, type_name};
-use crate::errors::bad_arg;
-use crate::ops::net::SocketAddress;
+use crate::base::args::{int_in, type_name};
+use crate::base::errors::bad_arg;
+
+/// A socket address in the form the kernel reads.
+pub enum SocketAddress {
+    V4(libc::sockaddr_in),
+    V6(libc::sockaddr_in6),
+    /// An AF_UNIX address and its length: `sun_family` plus the bytes of the path that count
+    /// (a filesystem path without its terminating NUL, or an abstract name with its leading
+    /// NUL).
+    Unix(libc::sockaddr_un, libc::socklen_t),
+}
+
+impl SocketAddress {
+    pub fn as_ptr_and_len(&self) -> (*const libc::sockaddr, libc::socklen_t) {
+        match self {
+            SocketAddress::V4(addr) => (
+                (addr as *const libc::sockaddr_in).cast(),
+                size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            ),
+            SocketAddress::V6(addr) => (
+                (addr as *const libc::sockaddr_in6).cast(),
+                size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+            ),
+            SocketAddress::Unix(addr, len) => ((addr as *const libc::sockaddr_un).cast(), *len),
+        }
+    }
+}
 
 pub fn ipv4(address: &Bound<'_, PyAny>, port: u16) -> PyResult<Box<SocketAddress>> {
     let ip = if let Ok(text) = address.cast::<PyString>() {

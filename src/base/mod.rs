@@ -1,0 +1,6 @@
+//! The leaves: what every layer above may use and that uses nothing of ours.
+
+pub mod args;
+pub mod errors;
+pub mod fork;
+pub mod valgrind;

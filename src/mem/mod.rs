@@ -1,0 +1,7 @@
+//! Memory the kernel may touch: the ring's own buffers and their pool, held exports of
+//! callers' buffers, socket addresses, statx results.
+
+pub mod caller_buffer;
+pub mod io_buf;
+pub mod socket_address;
+pub mod statx;
