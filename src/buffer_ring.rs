@@ -38,8 +38,8 @@ use pyo3::types::{PyBytes, PyInt, PyMemoryView, PySlice, PyTuple, PyType};
 use crate::base::args::int_in;
 use crate::base::errors::{self, bad_arg};
 use crate::base::fork;
-use crate::inflight::{Keep, Owned};
 use crate::mem::caller_buffer::{Access, HeldBuffer};
+use crate::mem::lent::{Lent, LentMemory};
 use crate::ops::{net, Prepared};
 use crate::ring::IoUring;
 use crate::sqe_flags;
@@ -619,7 +619,7 @@ struct RecvSelect {
     bundle: bool,
 }
 
-impl Keep for RecvSelect {
+impl LentMemory for RecvSelect {
     fn on_completion(
         &self,
         py: Python<'_>,
@@ -656,7 +656,7 @@ fn recv_select(fd: i32, len: u32, msg_flags: i32, group: GroupUse, mode: u16) ->
     Prepared {
         op: &net::RECV,
         entry,
-        owned: Owned::Kept(Box::new(RecvSelect {
+        owned: Lent::Other(Box::new(RecvSelect {
             group,
             bundle: mode & RECVSEND_BUNDLE != 0,
         })),

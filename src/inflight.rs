@@ -6,83 +6,7 @@
 //! operation's memory is an index, not a hash lookup, and a stale `user_data` can never match a
 //! newer operation in a reused slot.
 
-use std::ffi::CString;
-use std::sync::Arc;
-
-use pyo3::prelude::*;
-use pyo3::types::PyBytes;
-
-use crate::mem::caller_buffer::HeldBuffer;
-use crate::mem::io_buf::IoBuf;
-use crate::mem::socket_address::SocketAddress;
-use crate::registered::RegisteredBuffers;
-
-/// What an operation owns until its completion arrives. Some variants are never read: they
-/// exist to keep memory alive, and to free it when dropped.
-#[allow(dead_code)]
-pub enum Owned {
-    /// Nothing: the SQE holds no pointers (close, socket).
-    Nothing,
-    /// A NUL-terminated path (openat).
-    Path(CString),
-    /// The buffer a read or receive fills; its first `result` bytes become the completion's
-    /// `buffer`.
-    Destination(IoBuf),
-    /// The ring's copy of data to write or send.
-    Source(IoBuf),
-    /// An export of the caller's own buffer, which the kernel reads or writes in place
-    /// (`prep_read_into`, `prep_recv_into`, `prep_write(copy=False)`).
-    Borrowed(HeldBuffer),
-    /// A socket address (connect).
-    Address(Box<SocketAddress>),
-    /// A reference to the registered buffers a fixed-buffer read or write uses, which keeps
-    /// their exports alive even if they are unregistered or the ring is closed meanwhile.
-    Registered(Arc<RegisteredBuffers>),
-    /// Anything else an operation points into (several paths, a timespec, a statx buffer, a
-    /// msghdr with its iovecs and address), and how its completion reads it.
-    Kept(Box<dyn Keep>),
-}
-
-/// Memory owned by an operation beyond the common cases above. The kernel may write into it
-/// until the operation's final completion; `finish` runs after that and turns it into the
-/// completion's `buffer` and `extra`.
-pub trait Keep: Send {
-    /// Called once, with the final completion's `result`. The default keeps nothing to report.
-    fn finish(self: Box<Self>, _py: Python<'_>, _result: i32) -> PyResult<Finished> {
-        Ok(Finished::default())
-    }
-
-    /// Called for every completion (also those flagged `IORING_CQE_F_MORE`, before `finish`
-    /// for the final one) with its `result` and CQE flags; returns the completion's
-    /// `provided_buffer`. The default has none.
-    fn on_completion(
-        &self,
-        _py: Python<'_>,
-        _result: i32,
-        _flags: u32,
-    ) -> PyResult<Option<Py<PyAny>>> {
-        Ok(None)
-    }
-}
-
-/// What a completed operation reports beyond its `result`.
-#[derive(Default)]
-pub struct Finished {
-    pub buffer: Option<Py<PyBytes>>,
-    pub extra: Option<Py<PyAny>>,
-}
-
-/// Memory that is only kept alive: paths, timespecs, open_how structs.
-#[allow(dead_code)] // the field is never read, only dropped
-pub struct KeepAlive<T: Send>(pub T);
-
-impl<T: Send> Keep for KeepAlive<T> {}
-
-impl Owned {
-    pub fn is_nothing(&self) -> bool {
-        matches!(self, Owned::Nothing)
-    }
-}
+use crate::mem::lent::Lent;
 
 /// `user_data` values below 2**32 are never slab entries (slab generations start at 1). They
 /// are handed to operations that own nothing and asked for `skip_success`, which may never
@@ -97,7 +21,7 @@ const NO_SLOT: u32 = u32::MAX;
 struct Slot {
     generation: u32,
     /// `Some` while occupied.
-    owned: Option<Owned>,
+    owned: Option<Lent>,
     next_free: u32,
 }
 
@@ -111,7 +35,7 @@ pub struct InFlight {
 
 impl InFlight {
     /// Stores `owned` and returns the `user_data` its SQE must carry.
-    pub fn insert(&mut self, owned: Owned) -> u64 {
+    pub fn insert(&mut self, owned: Lent) -> u64 {
         self.live += 1;
         let index = match self.free_head {
             Some(index) => {
@@ -142,7 +66,7 @@ impl InFlight {
 
     /// Removes and returns what the operation with this `user_data` owned, or `None` for
     /// untracked, internal or unknown `user_data`.
-    pub fn remove(&mut self, user_data: u64) -> Option<Owned> {
+    pub fn remove(&mut self, user_data: u64) -> Option<Lent> {
         if !(UNTRACKED_LIMIT..INTERNAL_USER_DATA).contains(&user_data) {
             return None;
         }
@@ -164,7 +88,7 @@ impl InFlight {
     }
 
     /// What the operation with this `user_data` owns, left in place.
-    pub fn get(&self, user_data: u64) -> Option<&Owned> {
+    pub fn get(&self, user_data: u64) -> Option<&Lent> {
         if !(UNTRACKED_LIMIT..INTERNAL_USER_DATA).contains(&user_data) {
             return None;
         }
@@ -206,16 +130,18 @@ fn decode(user_data: u64) -> (u32, u32) {
 
 #[cfg(test)]
 mod tests {
+    use std::ffi::CString;
+
     use super::*;
 
     #[test]
     fn user_data_round_trips_and_frees_the_slot() {
         let mut table = InFlight::default();
-        let a = table.insert(Owned::Nothing);
-        let b = table.insert(Owned::Path(CString::new("/x").unwrap()));
+        let a = table.insert(Lent::Nothing);
+        let b = table.insert(Lent::Path(CString::new("/x").unwrap()));
         assert_ne!(a, b);
         assert_eq!(table.len(), 2);
-        assert!(matches!(table.remove(b), Some(Owned::Path(_))));
+        assert!(matches!(table.remove(b), Some(Lent::Path(_))));
         assert_eq!(table.len(), 1);
         assert!(
             table.remove(b).is_none(),
@@ -226,9 +152,9 @@ mod tests {
     #[test]
     fn a_reused_slot_gets_a_new_user_data() {
         let mut table = InFlight::default();
-        let first = table.insert(Owned::Nothing);
+        let first = table.insert(Lent::Nothing);
         table.remove(first);
-        let second = table.insert(Owned::Nothing);
+        let second = table.insert(Lent::Nothing);
         assert_ne!(first, second, "same slot, new generation");
         assert_eq!(first as u32, second as u32, "the slot was reused");
         assert!(table.remove(first).is_none());
@@ -238,7 +164,7 @@ mod tests {
     #[test]
     fn untracked_and_internal_user_data_never_hit_the_slab() {
         let mut table = InFlight::default();
-        let tracked = table.insert(Owned::Nothing);
+        let tracked = table.insert(Lent::Nothing);
         let untracked = table.untracked_user_data();
         assert!(untracked < UNTRACKED_LIMIT);
         assert!(tracked >= UNTRACKED_LIMIT);
@@ -250,7 +176,7 @@ mod tests {
     #[test]
     fn live_user_data_lists_exactly_the_unreaped() {
         let mut table = InFlight::default();
-        let ids: Vec<u64> = (0..5).map(|_| table.insert(Owned::Nothing)).collect();
+        let ids: Vec<u64> = (0..5).map(|_| table.insert(Lent::Nothing)).collect();
         table.remove(ids[1]);
         table.remove(ids[3]);
         let mut live = table.live_user_data();

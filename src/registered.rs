@@ -9,7 +9,7 @@
 //! still writes there. So the exports of all registered buffers live in one
 //! [`RegisteredBuffers`] behind an `Arc`: the ring holds one reference while they are
 //! registered, and every fixed-buffer operation holds another until its completion is reaped
-//! (`Owned::Registered`). Unregistering, closing the ring, or dropping it releases the ring's
+//! (`Lent::Shared`). Unregistering, closing the ring, or dropping it releases the ring's
 //! reference only; the exports go when the last operation that may use them has completed.
 //!
 //! The kernel looks a fixed-buffer operation's `buf_index` up when the entry is *submitted*,

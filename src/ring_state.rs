@@ -12,15 +12,15 @@ use io_uring::squeue::Flags;
 use io_uring::types::CancelBuilder;
 use io_uring::{EnterFlags, Probe};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList};
+use pyo3::types::PyList;
 
 use crate::base::errors;
 use crate::base::fork;
-use crate::base::valgrind;
 use crate::buffer_ring::BufferRings;
 use crate::completion::{CompletionEvent, ResultInts, CQE_F_MORE};
-use crate::inflight::{InFlight, Owned, INTERNAL_USER_DATA};
+use crate::inflight::{InFlight, INTERNAL_USER_DATA};
 use crate::mem::io_buf::BufferPool;
+use crate::mem::lent::Lent;
 use crate::ops::Prepared;
 use crate::registered::Registrations;
 
@@ -360,7 +360,7 @@ impl RingState {
             let mut extra = None;
             // Every completion, final or not, may carry data in provided buffers.
             let provided_buffer = match self.inflight.get(raw.user_data) {
-                Some(Owned::Kept(kept)) => kept
+                Some(lent @ Lent::Other(_)) => lent
                     .on_completion(py, raw.result, raw.flags)
                     .unwrap_or_else(|err| {
                         extra = Some(err.into_value(py).into_any());
@@ -368,34 +368,13 @@ impl RingState {
                     }),
                 _ => None,
             };
-            let owned = self.release(raw);
-            let buffer = match owned {
-                Some(Owned::Destination(buf)) => {
-                    let data = (raw.result >= 0).then(|| {
-                        // SAFETY: a successful read or receive wrote exactly `result` bytes at
-                        // the start of the buffer (never more than its capacity, its `len`).
-                        let filled = unsafe { buf.filled(raw.result as usize) };
-                        valgrind::kernel_wrote(filled.as_ptr(), filled.len());
-                        PyBytes::new(py, filled).unbind()
-                    });
-                    self.pool.give_back(buf);
-                    data
-                }
-                Some(Owned::Source(buf)) => {
-                    self.pool.give_back(buf);
-                    None
-                }
-                Some(Owned::Borrowed(held)) => {
-                    // A read or receive into the caller's buffer filled its first `result`
-                    // bytes (for a write from it, those bytes were defined already).
-                    let written = usize::try_from(raw.result).unwrap_or(0).min(held.len());
-                    valgrind::kernel_wrote(held.as_ptr(), written);
-                    None
-                }
-                Some(Owned::Kept(kept)) => match kept.finish(py, raw.result) {
-                    Ok(finished) => {
-                        extra = finished.extra;
-                        finished.buffer
+            let buffer = match self.release(raw) {
+                // The commonest case, per completion: nothing to free or report.
+                Some(Lent::Nothing) | None => None,
+                Some(lent) => match lent.finish(py, raw.result, &mut self.pool) {
+                    Ok(report) => {
+                        extra = report.extra.or(extra);
+                        report.buffer
                     }
                     // Never lose the completion: deliver it, with the reason its details could
                     // not be read (say, a MemoryError) as `extra`.
@@ -404,13 +383,6 @@ impl RingState {
                         None
                     }
                 },
-                Some(Owned::Nothing) | None => {
-                    // Nothing to free: skip the call to the drop glue of `Owned` (per
-                    // completion, the commonest case).
-                    std::mem::forget(owned);
-                    None
-                }
-                _ => None,
             };
             let event = CompletionEvent::new(
                 py,
@@ -429,7 +401,7 @@ impl RingState {
 
     /// What the completed operation owned, now that the kernel is done with it. A completion
     /// flagged MORE is not the last one, so its memory stays in the table.
-    fn release(&mut self, raw: RawCompletion) -> Option<Owned> {
+    fn release(&mut self, raw: RawCompletion) -> Option<Lent> {
         if raw.flags & CQE_F_MORE != 0 {
             None
         } else {

@@ -3,5 +3,6 @@
 
 pub mod caller_buffer;
 pub mod io_buf;
+pub mod lent;
 pub mod socket_address;
 pub mod statx;

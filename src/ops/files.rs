@@ -9,9 +9,9 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use super::{destination_parts, OpInfo, Prepared, Source};
-use crate::inflight::{Finished, Keep, KeepAlive, Owned};
 use crate::mem::caller_buffer::HeldBuffer;
 use crate::mem::io_buf::IoBuf;
+use crate::mem::lent::{Lent, LentMemory, Report};
 use crate::mem::statx::StatxResult;
 
 /// `openat(2)`; owns the path.
@@ -76,7 +76,7 @@ pub fn openat(
     Prepared {
         op: &OPENAT,
         entry,
-        owned: Owned::Path(path),
+        owned: Lent::Path(path),
     }
 }
 
@@ -88,7 +88,7 @@ pub fn read(fd: i32, destination: IoBuf, offset: u64) -> Prepared {
     Prepared {
         op: &READ,
         entry,
-        owned: Owned::Destination(destination),
+        owned: Lent::ReadBuffer(destination),
     }
 }
 
@@ -117,7 +117,7 @@ pub fn close(fd: i32) -> Prepared {
     Prepared {
         op: &CLOSE,
         entry: opcode::Close::new(Fd(fd)).build(),
-        owned: Owned::Nothing,
+        owned: Lent::Nothing,
     }
 }
 
@@ -238,16 +238,22 @@ impl Vectored {
     }
 }
 
-impl Keep for Vectored {
+/// A vectored write's buffers are only kept alive.
+impl LentMemory for Vectored {}
+
+/// The buffers of a vectored read, which its completion reports.
+struct VectoredRead(Vectored);
+
+impl LentMemory for VectoredRead {
     /// A vectored read's data: the first `result` bytes across the buffers, in order.
-    fn finish(self: Box<Self>, py: Python<'_>, result: i32) -> PyResult<Finished> {
+    fn finish(self: Box<Self>, py: Python<'_>, result: i32) -> PyResult<Report> {
         if result < 0 {
-            return Ok(Finished::default());
+            return Ok(Report::default());
         }
         let mut left = result as usize;
         let total = PyBytes::new_with(py, left, |out| {
             let mut at = 0;
-            for buf in &self.buffers {
+            for buf in &self.0.buffers {
                 let take = left.min(buf.capacity());
                 // SAFETY: the kernel filled buffers in order; `take` of this one's bytes are
                 // among the `result` bytes it wrote.
@@ -257,7 +263,7 @@ impl Keep for Vectored {
             }
             Ok(())
         })?;
-        Ok(Finished {
+        Ok(Report {
             buffer: Some(total.unbind()),
             extra: None,
         })
@@ -265,18 +271,18 @@ impl Keep for Vectored {
 }
 
 pub fn readv(fd: i32, buffers: Vec<IoBuf>, offset: u64) -> Prepared {
-    let vectored = Box::new(Vectored::new(buffers));
+    let vectored = Box::new(VectoredRead(Vectored::new(buffers)));
     let entry = opcode::Readv::new(
         Fd(fd),
-        vectored.iovecs.as_ptr(),
-        vectored.iovecs.len() as u32,
+        vectored.0.iovecs.as_ptr(),
+        vectored.0.iovecs.len() as u32,
     )
     .offset(offset)
     .build();
     Prepared {
         op: &READV,
         entry,
-        owned: Owned::Kept(vectored),
+        owned: Lent::Other(vectored),
     }
 }
 
@@ -292,8 +298,7 @@ pub fn writev(fd: i32, buffers: Vec<IoBuf>, offset: u64) -> Prepared {
     Prepared {
         op: &WRITEV,
         entry,
-        // Writes report no data back: the buffers are only kept alive.
-        owned: Owned::Kept(Box::new(KeepAlive(vectored))),
+        owned: Lent::Other(Box::new(vectored)),
     }
 }
 
@@ -306,7 +311,7 @@ pub fn fsync(fd: i32, data_only: bool) -> Prepared {
     Prepared {
         op: &FSYNC,
         entry: opcode::Fsync::new(Fd(fd)).flags(flags).build(),
-        owned: Owned::Nothing,
+        owned: Lent::Nothing,
     }
 }
 
@@ -317,7 +322,7 @@ pub fn fallocate(fd: i32, offset: u64, length: u64, mode: i32) -> Prepared {
             .offset(offset)
             .mode(mode)
             .build(),
-        owned: Owned::Nothing,
+        owned: Lent::Nothing,
     }
 }
 
@@ -325,7 +330,7 @@ pub fn ftruncate(fd: i32, length: u64) -> Prepared {
     Prepared {
         op: &FTRUNCATE,
         entry: opcode::Ftruncate::new(Fd(fd), length).build(),
-        owned: Owned::Nothing,
+        owned: Lent::Nothing,
     }
 }
 
@@ -335,7 +340,7 @@ pub fn fadvise(fd: i32, offset: u64, length: i64, advice: i32) -> Prepared {
         entry: opcode::Fadvise::new(Fd(fd), length, advice)
             .offset(offset)
             .build(),
-        owned: Owned::Nothing,
+        owned: Lent::Nothing,
     }
 }
 
@@ -353,7 +358,7 @@ pub fn splice(
         entry: opcode::Splice::new(Fd(fd_in), offset_in, Fd(fd_out), offset_out, length)
             .flags(flags)
             .build(),
-        owned: Owned::Nothing,
+        owned: Lent::Nothing,
     }
 }
 
@@ -363,7 +368,7 @@ pub fn tee(fd_in: i32, fd_out: i32, length: u32, flags: u32) -> Prepared {
         entry: opcode::Tee::new(Fd(fd_in), Fd(fd_out), length)
             .flags(flags)
             .build(),
-        owned: Owned::Nothing,
+        owned: Lent::Nothing,
     }
 }
 
@@ -374,7 +379,7 @@ pub fn sync_file_range(fd: i32, offset: u64, length: u32, flags: u32) -> Prepare
             .offset(offset)
             .flags(flags)
             .build(),
-        owned: Owned::Nothing,
+        owned: Lent::Nothing,
     }
 }
 
@@ -384,7 +389,7 @@ struct OpenAt2Args {
     how: Box<OpenHow>,
 }
 
-impl Keep for OpenAt2Args {}
+impl LentMemory for OpenAt2Args {}
 
 /// With `file_index`, the file goes into that fixed slot instead of the descriptor table (and
 /// `O_CLOEXEC` is dropped, as for [`openat`]).
@@ -411,7 +416,7 @@ pub fn openat2(
     Prepared {
         op: &OPENAT2,
         entry,
-        owned: Owned::Kept(args),
+        owned: Lent::Other(args),
     }
 }
 
@@ -421,13 +426,13 @@ struct StatxArgs {
     result: Box<libc::statx>,
 }
 
-impl Keep for StatxArgs {
-    fn finish(self: Box<Self>, py: Python<'_>, result: i32) -> PyResult<Finished> {
+impl LentMemory for StatxArgs {
+    fn finish(self: Box<Self>, py: Python<'_>, result: i32) -> PyResult<Report> {
         if result < 0 {
-            return Ok(Finished::default());
+            return Ok(Report::default());
         }
         let parsed = Py::new(py, StatxResult::from(&*self.result))?;
-        Ok(Finished {
+        Ok(Report {
             buffer: None,
             extra: Some(parsed.into_any()),
         })
@@ -448,6 +453,6 @@ pub fn statx(dir_fd: i32, path: CString, flags: i32, mask: u32) -> Prepared {
     Prepared {
         op: &STATX,
         entry,
-        owned: Owned::Kept(args),
+        owned: Lent::Other(args),
     }
 }

@@ -6,7 +6,7 @@ use io_uring::opcode;
 use io_uring::types::Fd;
 
 use super::{OpInfo, Prepared};
-use crate::inflight::{KeepAlive, Owned};
+use crate::mem::lent::Lent;
 
 /// `unlinkat(2)`, for files and (with `AT_REMOVEDIR`) directories; owns the path.
 pub const UNLINKAT: OpInfo = OpInfo {
@@ -55,7 +55,7 @@ pub fn unlinkat(dir_fd: i32, path: CString, flags: i32) -> Prepared {
     Prepared {
         op: &UNLINKAT,
         entry,
-        owned: Owned::Path(path),
+        owned: Lent::Path(path),
     }
 }
 
@@ -66,7 +66,7 @@ pub fn renameat(old: (i32, CString), new: (i32, CString), flags: u32) -> Prepare
     Prepared {
         op: &RENAMEAT,
         entry,
-        owned: Owned::Kept(Box::new(KeepAlive((old.1, new.1)))),
+        owned: Lent::Other(Box::new((old.1, new.1))),
     }
 }
 
@@ -77,7 +77,7 @@ pub fn mkdirat(dir_fd: i32, path: CString, mode: u32) -> Prepared {
     Prepared {
         op: &MKDIRAT,
         entry,
-        owned: Owned::Path(path),
+        owned: Lent::Path(path),
     }
 }
 
@@ -86,7 +86,7 @@ pub fn symlinkat(target: CString, dir_fd: i32, link_path: CString) -> Prepared {
     Prepared {
         op: &SYMLINKAT,
         entry,
-        owned: Owned::Kept(Box::new(KeepAlive((target, link_path)))),
+        owned: Lent::Other(Box::new((target, link_path))),
     }
 }
 
@@ -97,6 +97,6 @@ pub fn linkat(old: (i32, CString), new: (i32, CString), flags: i32) -> Prepared 
     Prepared {
         op: &LINKAT,
         entry,
-        owned: Owned::Kept(Box::new(KeepAlive((old.1, new.1)))),
+        owned: Lent::Other(Box::new((old.1, new.1))),
     }
 }

@@ -5,7 +5,7 @@ use io_uring::opcode;
 use io_uring::types::{CancelBuilder, Fd, TimeoutFlags, Timespec};
 
 use super::{OpInfo, Prepared};
-use crate::inflight::{KeepAlive, Owned};
+use crate::mem::lent::Lent;
 
 /// `IORING_OP_NOP`: completes at once with result 0; owns nothing. For measuring the ring's own
 /// cost and for waking a waiting thread through a completion.
@@ -77,7 +77,7 @@ pub fn nop() -> Prepared {
     Prepared {
         op: &NOP,
         entry: opcode::Nop::new().build(),
-        owned: Owned::Nothing,
+        owned: Lent::Nothing,
     }
 }
 
@@ -85,7 +85,7 @@ pub fn cancel(target: CancelBuilder) -> Prepared {
     Prepared {
         op: &CANCEL,
         entry: opcode::AsyncCancel2::new(target).build(),
-        owned: Owned::Nothing,
+        owned: Lent::Nothing,
     }
 }
 
@@ -102,7 +102,7 @@ pub fn timeout(timespec: Box<Timespec>, count: u32, absolute: bool) -> Prepared 
     Prepared {
         op: &TIMEOUT,
         entry,
-        owned: Owned::Kept(Box::new(KeepAlive(timespec))),
+        owned: Lent::Other(timespec),
     }
 }
 
@@ -110,7 +110,7 @@ pub fn timeout_remove(user_data: u64) -> Prepared {
     Prepared {
         op: &TIMEOUT_REMOVE,
         entry: opcode::TimeoutRemove::new(user_data).build(),
-        owned: Owned::Nothing,
+        owned: Lent::Nothing,
     }
 }
 
@@ -118,7 +118,7 @@ pub fn link_timeout(timespec: Box<Timespec>) -> Prepared {
     Prepared {
         op: &LINK_TIMEOUT,
         entry: opcode::LinkTimeout::new(&*timespec).build(),
-        owned: Owned::Kept(Box::new(KeepAlive(timespec))),
+        owned: Lent::Other(timespec),
     }
 }
 
@@ -128,7 +128,7 @@ pub fn poll_add(fd: i32, events: u32, multishot: bool) -> Prepared {
         entry: opcode::PollAdd::new(Fd(fd), events)
             .multi(multishot)
             .build(),
-        owned: Owned::Nothing,
+        owned: Lent::Nothing,
     }
 }
 
@@ -136,7 +136,7 @@ pub fn poll_remove(user_data: u64) -> Prepared {
     Prepared {
         op: &POLL_REMOVE,
         entry: opcode::PollRemove::new(user_data).build(),
-        owned: Owned::Nothing,
+        owned: Lent::Nothing,
     }
 }
 
@@ -144,6 +144,6 @@ pub fn msg_ring(ring_fd: i32, result: i32, user_data: u64) -> Prepared {
     Prepared {
         op: &MSG_RING,
         entry: opcode::MsgRingData::new(Fd(ring_fd), result, user_data, None).build(),
-        owned: Owned::Nothing,
+        owned: Lent::Nothing,
     }
 }

@@ -11,9 +11,9 @@ pub mod registered;
 
 use io_uring::squeue::Entry;
 
-use crate::inflight::Owned;
 use crate::mem::caller_buffer::HeldBuffer;
 use crate::mem::io_buf::IoBuf;
+use crate::mem::lent::Lent;
 
 /// The memory a write or send reads: the ring's copy, or a span of the caller's buffer.
 pub enum Source {
@@ -28,18 +28,18 @@ pub enum Source {
 impl Source {
     /// The address and length to put in the SQE, and what the operation must own for them to
     /// stay valid.
-    fn into_parts(self) -> (*const u8, u32, Owned) {
+    fn into_parts(self) -> (*const u8, u32, Lent) {
         match self {
             Source::Copy(buf) => (
                 buf.as_mut_ptr(),
                 capped_u32(buf.capacity()),
-                Owned::Source(buf),
+                Lent::WriteBuffer(buf),
             ),
             Source::Borrowed { held, start, count } => {
                 // SAFETY: `start + count <= held.len()` was checked when the span was made, so
                 // the pointer stays inside the exported memory (or one past its end if empty).
                 let ptr = unsafe { held.as_ptr().add(start) };
-                (ptr, capped_u32(count), Owned::Borrowed(held))
+                (ptr, capped_u32(count), Lent::CallerBuffer(held))
             }
         }
     }
@@ -47,8 +47,12 @@ impl Source {
 
 /// A caller's buffer the kernel writes into in place: its address, its length (capped at what
 /// one read or receive can move), and the export that keeps it valid.
-fn destination_parts(held: HeldBuffer) -> (*mut u8, u32, Owned) {
-    (held.as_ptr(), capped_u32(held.len()), Owned::Borrowed(held))
+fn destination_parts(held: HeldBuffer) -> (*mut u8, u32, Lent) {
+    (
+        held.as_ptr(),
+        capped_u32(held.len()),
+        Lent::CallerBuffer(held),
+    )
 }
 
 /// A length for an SQE's 32-bit `len`, capped at Linux's `MAX_RW_COUNT` (a read or write never
@@ -72,7 +76,7 @@ pub struct OpInfo {
 pub struct Prepared {
     pub op: &'static OpInfo,
     pub entry: Entry,
-    pub owned: Owned,
+    pub owned: Lent,
 }
 
 /// Every operation the library offers, in the order `probe()` lists them.

@@ -7,9 +7,9 @@ use pyo3::prelude::*;
 
 use super::files::capacity_u32;
 use super::{destination_parts, OpInfo, Prepared, Source};
-use crate::inflight::{Finished, Keep, Owned};
 use crate::mem::caller_buffer::HeldBuffer;
 use crate::mem::io_buf::IoBuf;
+use crate::mem::lent::{Lent, LentMemory, Report};
 use crate::mem::socket_address::{self, SocketAddress};
 
 /// `socket(2)`; owns nothing.
@@ -142,7 +142,7 @@ pub fn socket(
         entry: opcode::Socket::new(domain, type_flags, protocol)
             .file_index(file_index)
             .build(),
-        owned: Owned::Nothing,
+        owned: Lent::Nothing,
     }
 }
 
@@ -161,7 +161,7 @@ pub fn connect(op: &'static OpInfo, fd: i32, address: Box<SocketAddress>) -> Pre
     Prepared {
         op,
         entry: opcode::Connect::new(Fd(fd), ptr, len).build(),
-        owned: Owned::Address(address),
+        owned: Lent::Address(address),
     }
 }
 
@@ -202,7 +202,7 @@ pub fn recv(fd: i32, destination: IoBuf, msg_flags: i32) -> Prepared {
         entry: opcode::Recv::new(Fd(fd), destination.as_mut_ptr(), capacity_u32(&destination))
             .flags(msg_flags)
             .build(),
-        owned: Owned::Destination(destination),
+        owned: Lent::ReadBuffer(destination),
     }
 }
 
@@ -212,12 +212,12 @@ struct PeerAddress {
     len: libc::socklen_t,
 }
 
-impl Keep for PeerAddress {
-    fn finish(self: Box<Self>, py: Python<'_>, result: i32) -> PyResult<Finished> {
+impl LentMemory for PeerAddress {
+    fn finish(self: Box<Self>, py: Python<'_>, result: i32) -> PyResult<Report> {
         if result < 0 {
-            return Ok(Finished::default());
+            return Ok(Report::default());
         }
-        Ok(Finished {
+        Ok(Report {
             buffer: None,
             extra: socket_address::to_python(py, &self.storage, self.len)?,
         })
@@ -244,7 +244,7 @@ pub fn accept(
                 .flags(accept_flags)
                 .allocate_file_index(file_index.is_some())
                 .build(),
-            owned: Owned::Nothing,
+            owned: Lent::Nothing,
         };
     }
     if !peer_address {
@@ -254,7 +254,7 @@ pub fn accept(
                 .flags(accept_flags)
                 .file_index(file_index)
                 .build(),
-            owned: Owned::Nothing,
+            owned: Lent::Nothing,
         };
     }
     let mut peer = Box::new(PeerAddress {
@@ -272,7 +272,7 @@ pub fn accept(
             .flags(accept_flags)
             .file_index(file_index)
             .build(),
-        owned: Owned::Kept(peer),
+        owned: Lent::Other(peer),
     }
 }
 
@@ -281,7 +281,7 @@ pub fn bind(fd: i32, address: Box<SocketAddress>) -> Prepared {
     Prepared {
         op: &BIND,
         entry: opcode::Bind::new(Fd(fd), ptr, len).build(),
-        owned: Owned::Address(address),
+        owned: Lent::Address(address),
     }
 }
 
@@ -289,7 +289,7 @@ pub fn listen(fd: i32, backlog: i32) -> Prepared {
     Prepared {
         op: &LISTEN,
         entry: opcode::Listen::new(Fd(fd), backlog).build(),
-        owned: Owned::Nothing,
+        owned: Lent::Nothing,
     }
 }
 
@@ -298,7 +298,7 @@ pub fn shutdown(fd: i32, how: i32) -> Prepared {
     Prepared {
         op: &SHUTDOWN,
         entry: opcode::Shutdown::new(Fd(fd), how).build(),
-        owned: Owned::Nothing,
+        owned: Lent::Nothing,
     }
 }
 
@@ -317,7 +317,7 @@ struct SendToMessage {
 // thread moves sole ownership of everything they reach.
 unsafe impl Send for SendToMessage {}
 
-impl Keep for SendToMessage {}
+impl LentMemory for SendToMessage {}
 
 pub fn sendto(fd: i32, data: IoBuf, address: SocketAddress, msg_flags: i32) -> Prepared {
     let mut message = Box::new(SendToMessage {
@@ -344,7 +344,7 @@ pub fn sendto(fd: i32, data: IoBuf, address: SocketAddress, msg_flags: i32) -> P
         entry: opcode::SendMsg::new(Fd(fd), header)
             .flags(msg_flags as u32)
             .build(),
-        owned: Owned::Kept(message),
+        owned: Lent::Other(message),
     }
 }
 
@@ -362,10 +362,10 @@ struct RecvFromMessage {
 // thread moves sole ownership of everything they reach.
 unsafe impl Send for RecvFromMessage {}
 
-impl Keep for RecvFromMessage {
-    fn finish(self: Box<Self>, py: Python<'_>, result: i32) -> PyResult<Finished> {
+impl LentMemory for RecvFromMessage {
+    fn finish(self: Box<Self>, py: Python<'_>, result: i32) -> PyResult<Report> {
         if result < 0 {
-            return Ok(Finished::default());
+            return Ok(Report::default());
         }
         // SAFETY: a successful recvmsg wrote `result` bytes at the start of `data`; with
         // MSG_TRUNC `result` may exceed the buffer, and `filled` caps it at the capacity.
@@ -373,7 +373,7 @@ impl Keep for RecvFromMessage {
         // The kernel wrote the sender's address length back into `msg_namelen`: 0 when the
         // socket gives no address (a connected stream).
         let sender = socket_address::to_python(py, &self.sender, self.header.msg_namelen)?;
-        Ok(Finished {
+        Ok(Report {
             buffer: Some(pyo3::types::PyBytes::new(py, received).unbind()),
             extra: sender,
         })
@@ -404,6 +404,6 @@ pub fn recvfrom(fd: i32, destination: IoBuf, msg_flags: i32) -> Prepared {
         entry: opcode::RecvMsg::new(Fd(fd), header)
             .flags(msg_flags as u32)
             .build(),
-        owned: Owned::Kept(message),
+        owned: Lent::Other(message),
     }
 }

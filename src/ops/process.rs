@@ -4,7 +4,7 @@ use io_uring::opcode;
 use pyo3::prelude::*;
 
 use super::{OpInfo, Prepared};
-use crate::inflight::{Finished, Keep, Owned};
+use crate::mem::lent::{Lent, LentMemory, Report};
 
 /// `waitid(2)`; owns the `siginfo_t` the kernel fills.
 pub const WAITID: OpInfo = OpInfo {
@@ -20,19 +20,19 @@ struct WaitIdResult(Box<libc::siginfo_t>);
 // are never dereferenced here.
 unsafe impl Send for WaitIdResult {}
 
-impl Keep for WaitIdResult {
+impl LentMemory for WaitIdResult {
     /// An `os.waitid_result`, as `os.waitid` returns, or `None` when no child had changed state
     /// (`WNOHANG`).
-    fn finish(self: Box<Self>, py: Python<'_>, result: i32) -> PyResult<Finished> {
+    fn finish(self: Box<Self>, py: Python<'_>, result: i32) -> PyResult<Report> {
         let info = &*self.0;
         // SAFETY: for waitid the kernel fills the SIGCHLD layout, which these accessors read.
         let (pid, uid, status) = unsafe { (info.si_pid(), info.si_uid(), info.si_status()) };
         if result < 0 || pid == 0 {
-            return Ok(Finished::default());
+            return Ok(Report::default());
         }
         let waitid_result = py.import("os")?.getattr("waitid_result")?;
         let parsed = waitid_result.call1(((pid, uid, info.si_signo, status, info.si_code),))?;
-        Ok(Finished {
+        Ok(Report {
             buffer: None,
             extra: Some(parsed.unbind()),
         })
@@ -48,6 +48,6 @@ pub fn waitid(idtype: libc::idtype_t, id: libc::id_t, options: i32) -> Prepared 
     Prepared {
         op: &WAITID,
         entry,
-        owned: Owned::Kept(info),
+        owned: Lent::Other(info),
     }
 }

@@ -7,7 +7,7 @@ use io_uring::opcode;
 use io_uring::types::{Fd, Fixed};
 
 use super::{files, OpInfo, Prepared};
-use crate::inflight::Owned;
+use crate::mem::lent::Lent;
 use crate::registered::RegisteredBuffers;
 
 /// `pread(2)` / `read(2)` into a registered buffer; holds a reference to the registration.
@@ -57,7 +57,7 @@ pub fn read_fixed(
         entry: opcode::ReadFixed::new(Fd(fd), ptr, count, index)
             .offset(offset)
             .build(),
-        owned: Owned::Registered(buffers),
+        owned: Lent::Shared(buffers),
     }
 }
 
@@ -76,7 +76,7 @@ pub fn write_fixed(
         entry: opcode::WriteFixed::new(Fd(fd), ptr, count, index)
             .offset(offset)
             .build(),
-        owned: Owned::Registered(buffers),
+        owned: Lent::Shared(buffers),
     }
 }
 
@@ -86,7 +86,7 @@ pub fn close_slot(slot: u32) -> Prepared {
     Prepared {
         op: &files::CLOSE,
         entry: opcode::Close::new(Fixed(slot)).build(),
-        owned: Owned::Nothing,
+        owned: Lent::Nothing,
     }
 }
 
@@ -99,6 +99,6 @@ pub fn fixed_fd_install(slot: u32, cloexec: bool) -> Prepared {
     Prepared {
         op: &FIXED_FD_INSTALL,
         entry: opcode::FixedFdInstall::new(Fixed(slot), flags).build(),
-        owned: Owned::Nothing,
+        owned: Lent::Nothing,
     }
 }

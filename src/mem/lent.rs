@@ -1,0 +1,135 @@
+//! What an operation lends the kernel: the memory its SQE points into, owned by the operation
+//! from the moment it is queued until its final completion is reaped, and then turned into
+//! what that completion reports.
+//!
+//! The common kinds are variants of [`Lent`], stored inline (no allocation per operation).
+//! A kind of memory that only one operation uses is declared beside that operation as a type
+//! implementing [`LentMemory`], and travels as [`Lent::Other`]: nothing below the operation
+//! names it.
+
+use std::any::Any;
+use std::ffi::CString;
+use std::sync::Arc;
+
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+use crate::base::valgrind;
+use crate::mem::caller_buffer::HeldBuffer;
+use crate::mem::io_buf::{BufferPool, IoBuf};
+use crate::mem::socket_address::SocketAddress;
+
+/// The memory one operation lends the kernel. Some variants are never read: they exist to
+/// keep memory alive, and to free it when dropped.
+#[allow(dead_code)]
+pub enum Lent {
+    /// Nothing: the SQE holds no pointer (close, nop, socket).
+    Nothing,
+    /// A NUL-terminated path.
+    Path(CString),
+    /// The ring's buffer that a read or receive fills; its first `result` bytes become the
+    /// completion's `buffer`, and the buffer goes back to the pool.
+    ReadBuffer(IoBuf),
+    /// The ring's copy of data to write or send; it goes back to the pool.
+    WriteBuffer(IoBuf),
+    /// An export of the caller's own buffer, which the kernel reads or writes in place.
+    CallerBuffer(HeldBuffer),
+    /// A socket address the kernel reads.
+    Address(Box<SocketAddress>),
+    /// A reference to memory shared with something that outlives single operations (the
+    /// registered buffers), which keeps it alive even if that thing goes away meanwhile.
+    Shared(Arc<dyn Any + Send + Sync>),
+    /// Memory of a kind of its own, declared beside the operation that uses it.
+    Other(Box<dyn LentMemory>),
+}
+
+/// Memory of a kind of its own that an operation lends the kernel (several paths, a timespec,
+/// a `struct statx` the kernel fills, a msghdr with its iovecs). The kernel may use it until
+/// the operation's final completion; [`LentMemory::finish`] runs after that.
+pub trait LentMemory: Send {
+    /// Called for every completion, also those flagged `IORING_CQE_F_MORE` (before `finish`
+    /// for the final one), with its `result` and CQE flags; returns the completion's
+    /// `provided_buffer`. The default has none.
+    fn on_completion(
+        &self,
+        _py: Python<'_>,
+        _result: i32,
+        _flags: u32,
+    ) -> PyResult<Option<Py<PyAny>>> {
+        Ok(None)
+    }
+
+    /// Called once, with the final completion's `result`: what the completion reports. The
+    /// default reports nothing and only frees the memory.
+    fn finish(self: Box<Self>, _py: Python<'_>, _result: i32) -> PyResult<Report> {
+        Ok(Report::default())
+    }
+}
+
+/// What a completed operation reports beyond its `result`.
+#[derive(Default)]
+pub struct Report {
+    pub buffer: Option<Py<PyBytes>>,
+    pub extra: Option<Py<PyAny>>,
+}
+
+/// Memory that only needs to stay alive: the timespec of a timeout, the two paths of a rename.
+impl LentMemory for io_uring::types::Timespec {}
+impl LentMemory for (CString, CString) {}
+
+impl Lent {
+    pub fn is_nothing(&self) -> bool {
+        matches!(self, Lent::Nothing)
+    }
+
+    /// What the final completion reports, given its `result`; buffers the ring made go back
+    /// to `pool`. The memory is freed here (or handed back): the kernel is done with it.
+    #[inline]
+    pub fn finish(self, py: Python<'_>, result: i32, pool: &mut BufferPool) -> PyResult<Report> {
+        match self {
+            Lent::ReadBuffer(buf) => {
+                let buffer = (result >= 0).then(|| {
+                    // SAFETY: a successful read or receive wrote exactly `result` bytes at the
+                    // start of the buffer (never more than its capacity, its `len`).
+                    let filled = unsafe { buf.filled(result as usize) };
+                    valgrind::kernel_wrote(filled.as_ptr(), filled.len());
+                    PyBytes::new(py, filled).unbind()
+                });
+                pool.give_back(buf);
+                Ok(Report {
+                    buffer,
+                    extra: None,
+                })
+            }
+            Lent::WriteBuffer(buf) => {
+                pool.give_back(buf);
+                Ok(Report::default())
+            }
+            Lent::CallerBuffer(held) => {
+                // A read or receive into the caller's buffer filled its first `result` bytes
+                // (for a write from it, those bytes were defined already).
+                let written = usize::try_from(result).unwrap_or(0).min(held.len());
+                valgrind::kernel_wrote(held.as_ptr(), written);
+                Ok(Report::default())
+            }
+            Lent::Other(memory) => memory.finish(py, result),
+            Lent::Nothing | Lent::Path(_) | Lent::Address(_) | Lent::Shared(_) => {
+                Ok(Report::default())
+            }
+        }
+    }
+
+    /// The `provided_buffer` of a completion, final or not.
+    #[inline]
+    pub fn on_completion(
+        &self,
+        py: Python<'_>,
+        result: i32,
+        flags: u32,
+    ) -> PyResult<Option<Py<PyAny>>> {
+        match self {
+            Lent::Other(memory) => memory.on_completion(py, result, flags),
+            _ => Ok(None),
+        }
+    }
+}
