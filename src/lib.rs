@@ -7,7 +7,7 @@ mod face;
 mod inflight;
 mod mem;
 mod ops;
-mod registered;
+mod resources;
 mod ring;
 mod ring_state;
 mod setup;
@@ -24,10 +24,10 @@ fn _century_ring(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<completion::CompletionEvent>()?;
     m.add_class::<mem::statx::StatxResult>()?;
     m.add_class::<buffer_ring::BufferRing>()?;
-    m.add_class::<buffer_ring::ProvidedBuffer>()?;
+    m.add_class::<resources::provided_buffer::ProvidedBuffer>()?;
     m.add_function(wrap_pyfunction!(setup::make_io_ring, m)?)?;
     m.add_function(wrap_pyfunction!(sqe_flags::make_sqe_flags, m)?)?;
     m.add("AT_FDCWD", ring::AT_FDCWD)?;
-    m.add("ALLOC_FILE_INDEX", registered::ALLOC_FILE_INDEX)?;
+    m.add("ALLOC_FILE_INDEX", resources::file_table::ALLOC_FILE_INDEX)?;
     Ok(())
 }

@@ -6,17 +6,17 @@ use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use io_uring::opcode;
-use pyo3::exceptions::{PyNotImplementedError, PyRuntimeWarning};
+use io_uring::squeue::Flags;
+use pyo3::exceptions::PyRuntimeWarning;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyType};
 
 use crate::base::args::{self, int_in};
 use crate::base::errors;
-use crate::base::fork;
-use crate::mem::io_buf::BufferPool;
+use crate::base::fork::Origin;
+use crate::base::kernel_support::Feature;
 use crate::ops::{self, Prepared};
 use crate::ring_state::{DrainOutcome, RingState, DRAIN_GIVE_UP_AFTER, DRAIN_WARN_AFTER};
-use crate::sqe_flags;
 
 /// The value of ``AT_FDCWD``: paths given to :meth:`IoUring.prep_openat` are relative to the
 /// current working directory.
@@ -34,27 +34,27 @@ pub const AT_FDCWD: i32 = libc::AT_FDCWD;
 pub struct IoUring {
     /// `None` once closed.
     state: Exclusive<Option<RingState>>,
-    fork_generation: u64,
-    owner_pid: u32,
+    /// The ring's origin, copied out of it so that it can be checked without entering the
+    /// ring: a forked child may have inherited the busy flag of a call that never ends there.
+    origin: Origin,
 }
 
 impl IoUring {
     pub fn new(state: RingState) -> Self {
         IoUring {
+            origin: state.origin(),
             state: Exclusive::new(Some(state)),
-            fork_generation: fork::generation(),
-            owner_pid: std::process::id(),
         }
     }
 
     fn in_forked_child(&self) -> bool {
-        fork::generation() != self.fork_generation
+        self.origin.is_forked()
     }
 
     /// Exclusive access to the ring, or the error that says why not.
     fn lock(&self) -> PyResult<ExclusiveGuard<'_, Option<RingState>>> {
         if self.in_forked_child() {
-            return Err(errors::forked(self.owner_pid));
+            return Err(errors::forked(self.origin.pid()));
         }
         self.state.try_enter().ok_or_else(errors::busy)
     }
@@ -68,46 +68,38 @@ impl IoUring {
         f(guard.as_mut().ok_or_else(errors::closed)?)
     }
 
-    /// Builds an operation (with buffers from the ring's pool) and queues it, after checking
-    /// the flags against what it owns and the kernel's support for it.
+    /// Builds an operation from the open ring (its buffer pool, registered files and buffers,
+    /// the kernel's support) and queues it with `flags`, after checking the flags against what
+    /// it owns and the kernel's support for it, all under one lock.
     pub(crate) fn queue(
         &self,
-        sqe_flags: Option<&Bound<'_, PyAny>>,
-        build: impl FnOnce(&mut BufferPool) -> PyResult<Prepared>,
-    ) -> PyResult<u64> {
-        self.queue_with(sqe_flags, |ring| build(ring.pool()))
-    }
-
-    /// As [`IoUring::queue`], for operations built from the ring's own state (registered files
-    /// and buffers, kernel features), read under the same lock that queues them.
-    pub(crate) fn queue_with(
-        &self,
-        sqe_flags: Option<&Bound<'_, PyAny>>,
+        flags: Flags,
         build: impl FnOnce(&mut RingState) -> PyResult<Prepared>,
     ) -> PyResult<u64> {
-        let flags = sqe_flags::parse(sqe_flags)?;
         self.with_ring(|ring| {
             let prepared = build(ring)?;
             let op = prepared.op;
-            if flags.contains(sqe_flags::BUFFER_SELECT) {
+            if flags.contains(Flags::BUFFER_SELECT) {
                 return Err(errors::bad_arg(format!(
                     "sqe_flags: {} takes no provided buffer group, so buffer_select cannot be \
                      used",
                     op.method
                 )));
             }
-            if flags.contains(sqe_flags::SKIP_SUCCESS) && !prepared.owned.is_nothing() {
+            if flags.contains(Flags::SKIP_SUCCESS) && !prepared.owned.is_nothing() {
                 return Err(errors::skip_success_with_owned_data());
             }
-            if flags.contains(sqe_flags::SKIP_SUCCESS) && flags.intersects(sqe_flags::LINKS) {
+            if flags.contains(Flags::SKIP_SUCCESS)
+                && flags.intersects(Flags::IO_LINK | Flags::IO_HARDLINK)
+            {
                 return Err(errors::skip_success_with_link());
             }
             if op.opcode == opcode::SendZc::CODE
-                && (ring.drain_used() || flags.contains(sqe_flags::IO_DRAIN))
+                && (ring.drain_used() || flags.contains(Flags::IO_DRAIN))
             {
                 return Err(errors::send_zc_after_drain());
             }
-            if !ring.supports(op.opcode) {
+            if !ring.support().opcode(op.opcode) {
                 return Err(errors::unsupported_op(op.method, op.opcode_name, op.since));
             }
             ring.push(prepared, flags)
@@ -362,7 +354,7 @@ impl IoUring {
         self.with_ring(|ring| {
             let dict = PyDict::new(py);
             for op in ops::ALL {
-                dict.set_item(op.method, ring.supports(op.opcode))?;
+                dict.set_item(op.method, ring.support().opcode(op.opcode))?;
             }
             Ok(dict)
         })
@@ -415,12 +407,8 @@ impl IoUring {
     ) -> PyResult<u32> {
         let timeout = args::duration(seconds, nsec)?;
         self.with_ring(|ring| {
-            if !ring.supports_timed_wait() {
-                return Err(PyNotImplementedError::new_err(
-                    "submit_and_wait_with_timeout needs IORING_FEAT_EXT_ARG, added in Linux \
-                     5.11; the running kernel does not support it",
-                ));
-            }
+            ring.support()
+                .require(Feature::TimedWait, "submit_and_wait_with_timeout")?;
             ring.submit_and_collect(1, Some(timeout), Some(py))
         })
     }
@@ -477,7 +465,10 @@ impl IoUring {
         if self.in_forked_child() {
             // The ring's mappings are not in this process (MADV_DONTFORK): reading the queue
             // counters here would fault.
-            return format!("<IoUring of process {} (forked: unusable)>", self.owner_pid);
+            return format!(
+                "<IoUring of process {} (forked: unusable)>",
+                self.origin.pid()
+            );
         }
         match self.state.try_enter() {
             Some(mut guard) => match guard.as_mut() {

@@ -5,24 +5,30 @@ use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{fence, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use io_uring::opcode;
 use io_uring::squeue::Flags;
 use io_uring::types::CancelBuilder;
-use io_uring::{EnterFlags, Probe};
+use io_uring::EnterFlags;
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
 use crate::base::errors;
-use crate::base::fork;
-use crate::buffer_ring::BufferRings;
+use crate::base::fork::Origin;
+use crate::base::kernel_support::KernelSupport;
 use crate::completion::{CompletionEvent, ResultInts, CQE_F_MORE};
 use crate::inflight::{InFlight, INTERNAL_USER_DATA};
+use crate::mem::caller_buffer::HeldBuffer;
 use crate::mem::io_buf::BufferPool;
 use crate::mem::lent::Lent;
 use crate::ops::Prepared;
-use crate::registered::Registrations;
+use crate::resources::buffer_group::BufferGroups;
+use crate::resources::buffer_group::Group;
+use crate::resources::file_table::FileTable;
+use crate::resources::registered_buffers::BufferTable;
 
 /// How long closing waits for operations to finish on their own when this thread may not
 /// cancel them (a single-issuer ring closed from another thread) before leaking them.
@@ -47,8 +53,8 @@ pub struct RingState {
     /// Completions moved off the CQ ring (to make room, or while waiting) and not yet reaped.
     ready: VecDeque<RawCompletion>,
     autosubmit: bool,
-    /// `None` when the kernel predates `IORING_REGISTER_PROBE`; everything is then attempted.
-    probe: Option<Box<Probe>>,
+    /// What the running kernel supports.
+    support: KernelSupport,
     /// An eventfd the ring created in `register_eventfd`, closed with the ring.
     owned_eventfd: Option<OwnedFd>,
     /// Buffers of reaped operations, for the next ones.
@@ -58,15 +64,16 @@ pub struct RingState {
     kernel_took_entries: bool,
     /// Set when this thread could neither submit a cancellation nor cancel synchronously.
     cancel_refused: bool,
-    /// Registered files and buffers.
-    registered: Registrations,
-    /// The process that made the ring, and its fork generation: Python code run from inside a
-    /// call (a signal handler, a `__del__`) may fork, and the child must not go on to read the
-    /// ring's memory, which it does not have (MADV_DONTFORK), or submit to the parent's ring.
-    owner_pid: u32,
-    fork_generation: u64,
-    /// Provided buffer rings registered on this ring (dropped after `ring` and `inflight`).
-    buffer_rings: BufferRings,
+    /// The registered file table.
+    files: FileTable,
+    /// The registered buffers.
+    buffers: BufferTable,
+    /// The process that made the ring: Python code run from inside a call (a signal handler, a
+    /// `__del__`) may fork, and the child must not go on to read the ring's memory, which it
+    /// does not have (MADV_DONTFORK), or submit to the parent's ring.
+    origin: Origin,
+    /// Provided buffer groups registered on this ring (dropped after `ring` and `inflight`).
+    buffer_groups: BufferGroups,
     /// The `int` last made for a completion's result, reused while results repeat.
     result_ints: ResultInts,
     /// Whether an entry with `IOSQE_IO_DRAIN` was ever queued: from then on the kernel never
@@ -86,11 +93,7 @@ pub enum DrainOutcome {
 
 impl RingState {
     pub fn new(ring: io_uring::IoUring, autosubmit: bool) -> Self {
-        let mut probe = Box::new(Probe::new());
-        let probe = match ring.submitter().register_probe(&mut probe) {
-            Ok(()) => Some(probe),
-            Err(_) => None,
-        };
+        let support = KernelSupport::of(&ring);
         // An SQPOLL ring's kernel thread takes entries without any io_uring_enter.
         let kernel_took_entries = ring.params().is_setup_sqpoll();
         RingState {
@@ -98,41 +101,109 @@ impl RingState {
             inflight: InFlight::default(),
             ready: VecDeque::new(),
             autosubmit,
-            probe,
+            support,
             owned_eventfd: None,
             pool: BufferPool::new(),
             kernel_took_entries,
             cancel_refused: false,
-            registered: Registrations::default(),
-            owner_pid: std::process::id(),
-            fork_generation: fork::generation(),
-            buffer_rings: BufferRings::default(),
+            files: FileTable::default(),
+            buffers: BufferTable::default(),
+            origin: Origin::here(),
+            buffer_groups: BufferGroups::default(),
             result_ints: ResultInts::default(),
             drain_used: false,
         }
     }
 
+    /// The process that made the ring.
+    pub fn origin(&self) -> Origin {
+        self.origin
+    }
+
     /// Whether this process is a fork of the one that made the ring.
     pub fn forked(&self) -> bool {
-        fork::generation() != self.fork_generation
+        self.origin.is_forked()
     }
 
-    pub fn supports(&self, opcode: u8) -> bool {
-        self.probe.as_ref().is_none_or(|p| p.is_supported(opcode))
+    /// What the running kernel supports.
+    pub fn support(&self) -> &KernelSupport {
+        &self.support
     }
 
-    /// `IORING_FEAT_RECVSEND_BUNDLE` (Linux 6.10).
-    pub fn supports_recv_bundle(&self) -> bool {
-        self.ring.params().is_feature_recvsend_bundle()
+    /// The registered file table.
+    pub fn files(&self) -> &FileTable {
+        &self.files
     }
 
-    /// The provided buffer rings, and the submitter to (un)register them with.
-    pub fn buffer_rings(&mut self) -> (&mut BufferRings, io_uring::Submitter<'_>) {
-        (&mut self.buffer_rings, self.ring.submitter())
+    /// The registered buffers.
+    pub fn buffers(&self) -> &BufferTable {
+        &self.buffers
     }
 
-    pub fn supports_timed_wait(&self) -> bool {
-        self.ring.params().is_feature_ext_arg()
+    /// The provided buffer groups registered on this ring.
+    pub fn buffer_groups(&self) -> &BufferGroups {
+        &self.buffer_groups
+    }
+
+    pub fn register_files(&mut self, fds: &[i32]) -> PyResult<()> {
+        let fd = self.fd();
+        self.files.register(&self.ring.submitter(), fd, fds)
+    }
+
+    pub fn register_files_sparse(&mut self, count: u32) -> PyResult<()> {
+        let fd = self.fd();
+        self.files
+            .register_sparse(&self.ring.submitter(), fd, count, &self.support)
+    }
+
+    /// Replaces slots of the file table; returns how many the kernel updated.
+    pub fn update_files(&mut self, offset: u32, fds: &[i32]) -> PyResult<usize> {
+        let fd = self.fd();
+        self.files.update(&self.ring.submitter(), fd, offset, fds)
+    }
+
+    pub fn unregister_files(&mut self) -> PyResult<()> {
+        self.files.unregister(&self.ring.submitter())
+    }
+
+    pub fn register_buffers(&mut self, held: Vec<HeldBuffer>) -> PyResult<()> {
+        self.buffers.register(&self.ring.submitter(), held)
+    }
+
+    /// Unregisters the buffers, after submitting every queued entry: the kernel binds an entry
+    /// to a registration when it consumes the entry, and each must bind to the one it holds.
+    pub fn unregister_buffers(&mut self) -> PyResult<()> {
+        if self.buffers.is_registered() && self.pending() > 0 {
+            self.submit()?;
+            let deadline = Instant::now() + Duration::from_secs(1);
+            while self.pending() > 0 {
+                // Only an SQPOLL ring gets here: its kernel thread has not caught up yet.
+                if Instant::now() >= deadline {
+                    return Err(PyRuntimeError::new_err(format!(
+                        "unregister_buffers: {} queued entries were not taken up by the \
+                         kernel's submission thread within a second; try again",
+                        self.pending()
+                    )));
+                }
+                std::thread::sleep(Duration::from_micros(100));
+            }
+        }
+        self.buffers.unregister(&self.ring.submitter())
+    }
+
+    /// Registers a provided buffer group with the kernel.
+    pub fn register_buffer_group(&mut self, group: Group) -> PyResult<Arc<Group>> {
+        self.buffer_groups.register(&self.ring.submitter(), group)
+    }
+
+    /// Refuses a group id that is taken on this ring (see [`BufferGroups::check_free`]).
+    pub fn check_group_id_free(&mut self, id: u16) -> PyResult<()> {
+        self.buffer_groups.check_free(id)
+    }
+
+    /// Unregisters the provided buffer group of this id; `false` if there is none.
+    pub fn unregister_buffer_group(&mut self, id: u16) -> PyResult<bool> {
+        self.buffer_groups.unregister(&self.ring.submitter(), id)
     }
 
     pub fn fd(&self) -> i32 {
@@ -154,11 +225,6 @@ impl RingState {
 
     pub fn set_owned_eventfd(&mut self, fd: OwnedFd) {
         self.owned_eventfd = Some(fd);
-    }
-
-    /// What the ring has registered, and the submitter to change it with.
-    pub fn registrations(&mut self) -> (io_uring::Submitter<'_>, &mut Registrations) {
-        (self.ring.submitter(), &mut self.registered)
     }
 
     pub fn register_eventfd(&self, fd: i32) -> io::Result<()> {
@@ -319,7 +385,7 @@ impl RingState {
     /// `ready`. Never drops one.
     fn collect(&mut self) -> PyResult<()> {
         if self.forked() {
-            return Err(errors::forked(self.owner_pid));
+            return Err(errors::forked(self.origin.pid()));
         }
         // Bounded so a ring that keeps overflowing under load cannot keep us here forever;
         // what is left is collected next time.

@@ -6,15 +6,6 @@ use pyo3::prelude::*;
 use crate::base::args::int_in;
 use crate::base::errors::bad_arg;
 
-/// `IOSQE_BUFFER_SELECT`: take the buffer from a provided buffer group.
-pub const BUFFER_SELECT: Flags = Flags::BUFFER_SELECT;
-/// `IOSQE_CQE_SKIP_SUCCESS`: post no completion when the operation succeeds.
-pub const SKIP_SUCCESS: Flags = Flags::SKIP_SUCCESS;
-/// `IOSQE_IO_DRAIN`: start only once everything submitted before has completed.
-pub const IO_DRAIN: Flags = Flags::IO_DRAIN;
-/// Either kind of link to the next entry.
-pub const LINKS: Flags = Flags::IO_LINK.union(Flags::IO_HARDLINK);
-
 /// Makes the opaque flag bits that every ``prep_*`` method takes as ``sqe_flags``.
 ///
 /// :param fixed_file: ``IOSQE_FIXED_FILE``: the ``fd`` argument is a slot of the ring's

@@ -29,3 +29,32 @@ pub fn install_handler() {
 pub fn generation() -> u64 {
     GENERATION.load(Ordering::Relaxed)
 }
+
+/// The process something tied to a ring belongs to, noted where it is made: a child forked
+/// from that process must not submit to the ring, touch its memory, or write its buffer rings.
+#[derive(Clone, Copy)]
+pub struct Origin {
+    pid: u32,
+    generation: u64,
+}
+
+impl Origin {
+    /// This process, now.
+    pub fn here() -> Self {
+        Origin {
+            pid: std::process::id(),
+            generation: generation(),
+        }
+    }
+
+    /// Whether this process is a fork of the origin.
+    #[inline]
+    pub fn is_forked(&self) -> bool {
+        generation() != self.generation
+    }
+
+    /// The origin's process id, for messages.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+}

@@ -3,4 +3,5 @@
 pub mod args;
 pub mod errors;
 pub mod fork;
+pub mod kernel_support;
 pub mod valgrind;

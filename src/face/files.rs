@@ -1,5 +1,6 @@
 //! The file operations of `IoUring`: open, read, write, close.
 
+use io_uring::squeue::Flags;
 use pyo3::prelude::*;
 use pyo3::types::PyInt;
 
@@ -7,8 +8,9 @@ use super::{byte_range, copy_of_range, destination_in, offset_or_current, source
 use crate::base::args::{self, int_in};
 use crate::base::errors;
 use crate::ops::files;
-use crate::registered;
+use crate::resources::file_table::FileIndex;
 use crate::ring::IoUring;
+use crate::sqe_flags;
 
 /// The most buffers one vectored read or write takes (`IOV_MAX`).
 const IOV_MAX: usize = 1024;
@@ -77,9 +79,11 @@ impl IoUring {
             Some(value) => int_in(value, "permissions", 0, 0o7777)? as u32,
             None => 0o666,
         };
-        let file_index = registered::file_index_arg(file_index)?;
-        self.queue_with(sqe_flags, |ring| {
-            let slot = registered::destination(ring, file_index, "prep_openat")?;
+        let file_index = FileIndex::parse(file_index)?;
+        self.queue(sqe_flags::parse(sqe_flags)?, |ring| {
+            let slot = ring
+                .files()
+                .destination(file_index, ring.support(), "prep_openat")?;
             Ok(files::openat(
                 dir_fd,
                 path,
@@ -119,7 +123,8 @@ impl IoUring {
         let fd = args::fd(fd, "fd")?;
         let byte_count = args::byte_count(byte_count, "byte_count")?;
         let offset = offset_or_current(offset, "offset")?;
-        self.queue(sqe_flags, |pool| {
+        self.queue(sqe_flags::parse(sqe_flags)?, |ring| {
+            let pool = ring.pool();
             Ok(files::read(fd, pool.take(byte_count as usize)?, offset))
         })
     }
@@ -165,7 +170,8 @@ impl IoUring {
         let fd = args::fd(fd, "fd")?;
         let file_offset = offset_or_current(file_offset, "file_offset")?;
         let range = byte_range(count, buffer_offset)?;
-        self.queue(sqe_flags, |pool| {
+        self.queue(sqe_flags::parse(sqe_flags)?, |ring| {
+            let pool = ring.pool();
             Ok(files::write(
                 fd,
                 source_of_range(pool, buffer, range, copy)?,
@@ -211,7 +217,7 @@ impl IoUring {
     ) -> PyResult<u64> {
         let fd = args::fd(fd, "fd")?;
         let offset = offset_or_current(offset, "offset")?;
-        self.queue(sqe_flags, |_| {
+        self.queue(sqe_flags::parse(sqe_flags)?, |_| {
             Ok(files::read_into(fd, destination_in(buffer)?, offset))
         })
     }
@@ -237,15 +243,15 @@ impl IoUring {
     #[pyo3(signature = (fd, *, sqe_flags=None))]
     fn prep_close(
         &self,
-        py: Python<'_>,
         fd: &Bound<'_, PyAny>,
         sqe_flags: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<u64> {
         let fd = args::fd(fd, "fd")?;
-        if let Some(other_flags) = registered::without_fixed_file(py, sqe_flags)? {
-            return self.queue_close_slot(fd as u32, &other_flags);
+        let flags = sqe_flags::parse(sqe_flags)?;
+        if flags.contains(Flags::FIXED_FILE) {
+            return self.queue_close_slot(fd as u32, flags - Flags::FIXED_FILE);
         }
-        self.queue(sqe_flags, |_| Ok(files::close(fd)))
+        self.queue(flags, |_| Ok(files::close(fd)))
     }
 
     /// Queues a ``readv(2)`` (or ``preadv(2)`` at an offset) into several buffers the ring
@@ -280,7 +286,8 @@ impl IoUring {
             ));
         }
         let offset = offset_or_current(offset, "offset")?;
-        self.queue(sqe_flags, |pool| {
+        self.queue(sqe_flags::parse(sqe_flags)?, |ring| {
+            let pool = ring.pool();
             let buffers = sizes
                 .iter()
                 .map(|&size| pool.take(size))
@@ -313,7 +320,8 @@ impl IoUring {
         let fd = args::fd(fd, "fd")?;
         let items = iovec_items(buffers, "buffers", |item| Ok(item.clone()))?;
         let offset = offset_or_current(offset, "offset")?;
-        self.queue(sqe_flags, |pool| {
+        self.queue(sqe_flags::parse(sqe_flags)?, |ring| {
+            let pool = ring.pool();
             let mut total = 0usize;
             let mut copies = Vec::with_capacity(items.len());
             for item in &items {
@@ -348,7 +356,9 @@ impl IoUring {
         sqe_flags: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<u64> {
         let fd = args::fd(fd, "fd")?;
-        self.queue(sqe_flags, |_| Ok(files::fsync(fd, data_only)))
+        self.queue(sqe_flags::parse(sqe_flags)?, |_| {
+            Ok(files::fsync(fd, data_only))
+        })
     }
 
     /// Queues a ``fallocate(2)``: allocates (or, with ``mode`` flags, punches or zeroes) a
@@ -377,7 +387,7 @@ impl IoUring {
         let offset = int_in(offset, "offset", 0, i64::MAX)? as u64;
         let length = int_in(length, "length", 1, i64::MAX)? as u64;
         let mode = args::int_or(mode, "mode", 0, i32::MAX.into(), 0)? as i32;
-        self.queue(sqe_flags, |_| {
+        self.queue(sqe_flags::parse(sqe_flags)?, |_| {
             Ok(files::fallocate(fd, offset, length, mode))
         })
     }
@@ -398,7 +408,9 @@ impl IoUring {
     ) -> PyResult<u64> {
         let fd = args::fd(fd, "fd")?;
         let length = int_in(length, "length", 0, i64::MAX)? as u64;
-        self.queue(sqe_flags, |_| Ok(files::ftruncate(fd, length)))
+        self.queue(sqe_flags::parse(sqe_flags)?, |_| {
+            Ok(files::ftruncate(fd, length))
+        })
     }
 
     /// Queues a ``posix_fadvise(2)``: tells the kernel how a range of a file will be used
@@ -426,7 +438,7 @@ impl IoUring {
         let offset = int_in(offset, "offset", 0, i64::MAX)? as u64;
         let length = int_in(length, "length", 0, i64::MAX)?;
         let advice = int_in(advice, "advice", 0, 5)? as i32;
-        self.queue(sqe_flags, |_| {
+        self.queue(sqe_flags::parse(sqe_flags)?, |_| {
             Ok(files::fadvise(fd, offset, length, advice))
         })
     }
@@ -464,7 +476,7 @@ impl IoUring {
         let offset_out = int_in(offset_out, "offset_out", -1, i64::MAX)?;
         let length = args::byte_count(byte_count, "byte_count")?;
         let flags = args::int_or(flags, "flags", 0, u32::MAX.into(), 0)? as u32;
-        self.queue(sqe_flags, |_| {
+        self.queue(sqe_flags::parse(sqe_flags)?, |_| {
             Ok(files::splice(
                 fd_in, offset_in, fd_out, offset_out, length, flags,
             ))
@@ -497,7 +509,9 @@ impl IoUring {
         let fd_out = args::fd(fd_out, "fd_out")?;
         let length = args::byte_count(byte_count, "byte_count")?;
         let flags = args::int_or(flags, "flags", 0, u32::MAX.into(), 0)? as u32;
-        self.queue(sqe_flags, |_| Ok(files::tee(fd_in, fd_out, length, flags)))
+        self.queue(sqe_flags::parse(sqe_flags)?, |_| {
+            Ok(files::tee(fd_in, fd_out, length, flags))
+        })
     }
 
     /// Queues a ``sync_file_range(2)`` (``IORING_OP_SYNC_FILE_RANGE``, Linux 5.2). The
@@ -525,7 +539,7 @@ impl IoUring {
         let offset = int_in(offset, "offset", 0, i64::MAX)? as u64;
         let length = int_in(length, "length", 0, u32::MAX.into())? as u32;
         let flags = args::int_or(flags, "flags", 0, 7, 0)? as u32;
-        self.queue(sqe_flags, |_| {
+        self.queue(sqe_flags::parse(sqe_flags)?, |_| {
             Ok(files::sync_file_range(fd, offset, length, flags))
         })
     }
@@ -571,9 +585,11 @@ impl IoUring {
         let creates = flags & libc::O_CREAT != 0 || flags & libc::O_TMPFILE == libc::O_TMPFILE;
         let permissions = if creates { permissions } else { 0 };
         let resolve = args::int_or(resolve, "resolve", 0, 0x3f, 0)? as u64;
-        let file_index = registered::file_index_arg(file_index)?;
-        self.queue_with(sqe_flags, |ring| {
-            let slot = registered::destination(ring, file_index, "prep_openat2")?;
+        let file_index = FileIndex::parse(file_index)?;
+        self.queue(sqe_flags::parse(sqe_flags)?, |ring| {
+            let slot = ring
+                .files()
+                .destination(file_index, ring.support(), "prep_openat2")?;
             Ok(files::openat2(
                 dir_fd,
                 path,
@@ -621,7 +637,9 @@ impl IoUring {
             args::located_path(relative_to, "relative_to", path, "path")?
         };
         let mask = args::int_or(mask, "mask", 0, u32::MAX.into(), 0xfff)? as u32;
-        self.queue(sqe_flags, |_| Ok(files::statx(dir_fd, path, flags, mask)))
+        self.queue(sqe_flags::parse(sqe_flags)?, |_| {
+            Ok(files::statx(dir_fd, path, flags, mask))
+        })
     }
 }
 

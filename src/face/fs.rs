@@ -5,6 +5,7 @@ use pyo3::prelude::*;
 use crate::base::args;
 use crate::ops::fs;
 use crate::ring::IoUring;
+use crate::sqe_flags;
 
 #[pymethods]
 impl IoUring {
@@ -29,7 +30,9 @@ impl IoUring {
     ) -> PyResult<u64> {
         let (dir_fd, path) = args::located_path(relative_to, "relative_to", path, "path")?;
         let flags = if remove_dir { libc::AT_REMOVEDIR } else { 0 };
-        self.queue(sqe_flags, |_| Ok(fs::unlinkat(dir_fd, path, flags)))
+        self.queue(sqe_flags::parse(sqe_flags)?, |_| {
+            Ok(fs::unlinkat(dir_fd, path, flags))
+        })
     }
 
     /// Queues a ``renameat2(2)`` (``IORING_OP_RENAMEAT``, Linux 5.11). The completion's
@@ -60,7 +63,9 @@ impl IoUring {
         let old = args::located_path(old_relative_to, "old_relative_to", old_path, "old_path")?;
         let new = args::located_path(new_relative_to, "new_relative_to", new_path, "new_path")?;
         let flags = args::int_or(flags, "flags", 0, 7, 0)? as u32;
-        self.queue(sqe_flags, |_| Ok(fs::renameat(old, new, flags)))
+        self.queue(sqe_flags::parse(sqe_flags)?, |_| {
+            Ok(fs::renameat(old, new, flags))
+        })
     }
 
     /// Queues a ``mkdirat(2)`` (``IORING_OP_MKDIRAT``, Linux 5.15). The completion's
@@ -84,7 +89,9 @@ impl IoUring {
     ) -> PyResult<u64> {
         let (dir_fd, path) = args::located_path(relative_to, "relative_to", path, "path")?;
         let mode = args::int_or(permissions, "permissions", 0, 0o7777, 0o777)? as u32;
-        self.queue(sqe_flags, |_| Ok(fs::mkdirat(dir_fd, path, mode)))
+        self.queue(sqe_flags::parse(sqe_flags)?, |_| {
+            Ok(fs::mkdirat(dir_fd, path, mode))
+        })
     }
 
     /// Queues a ``symlinkat(2)``: creates ``link_path`` as a symbolic link to ``target``
@@ -108,7 +115,9 @@ impl IoUring {
         let target = args::path(target, "target")?;
         let (dir_fd, link_path) =
             args::located_path(relative_to, "relative_to", link_path, "link_path")?;
-        self.queue(sqe_flags, |_| Ok(fs::symlinkat(target, dir_fd, link_path)))
+        self.queue(sqe_flags::parse(sqe_flags)?, |_| {
+            Ok(fs::symlinkat(target, dir_fd, link_path))
+        })
     }
 
     /// Queues a ``linkat(2)``: creates ``new_path`` as a hard link to ``old_path``
@@ -138,6 +147,8 @@ impl IoUring {
         let old = args::located_path(old_relative_to, "old_relative_to", old_path, "old_path")?;
         let new = args::located_path(new_relative_to, "new_relative_to", new_path, "new_path")?;
         let flags = args::int_or(flags, "flags", 0, 0x1400, 0)? as i32;
-        self.queue(sqe_flags, |_| Ok(fs::linkat(old, new, flags)))
+        self.queue(sqe_flags::parse(sqe_flags)?, |_| {
+            Ok(fs::linkat(old, new, flags))
+        })
     }
 }

@@ -1,14 +1,15 @@
 //! Operations of `IoUring` that touch no file's data: no-op, cancellation, timeouts, polling,
 //! messages to other rings.
 
+use io_uring::squeue::Flags;
 use io_uring::types::{CancelBuilder, Fd, Fixed, Timespec};
 use pyo3::prelude::*;
 
 use crate::base::args::{self, int_in};
 use crate::base::errors;
 use crate::ops::misc;
-use crate::registered;
 use crate::ring::IoUring;
+use crate::sqe_flags;
 
 #[pymethods]
 impl IoUring {
@@ -20,7 +21,7 @@ impl IoUring {
     /// :returns: The operation's ``user_data``.
     #[pyo3(signature = (*, sqe_flags=None))]
     fn prep_nop(&self, sqe_flags: Option<&Bound<'_, PyAny>>) -> PyResult<u64> {
-        self.queue(sqe_flags, |_| Ok(misc::nop()))
+        self.queue(sqe_flags::parse(sqe_flags)?, |_| Ok(misc::nop()))
     }
 }
 
@@ -55,7 +56,6 @@ impl IoUring {
     #[pyo3(signature = (user_data=None, *, fd=None, all=false, sqe_flags=None))]
     fn prep_cancel(
         &self,
-        py: Python<'_>,
         user_data: Option<&Bound<'_, PyAny>>,
         fd: Option<&Bound<'_, PyAny>>,
         all: bool,
@@ -63,9 +63,10 @@ impl IoUring {
     ) -> PyResult<u64> {
         let user_data = user_data.filter(|v| !v.is_none());
         let fd = fd.filter(|v| !v.is_none());
+        let flags = sqe_flags::parse(sqe_flags)?;
         // A fixed slot to cancel by goes in the cancel's own flags, not in IOSQE_FIXED_FILE,
         // which a cancel ignores.
-        let fixed = registered::without_fixed_file(py, sqe_flags)?;
+        let fixed = flags.contains(Flags::FIXED_FILE);
         let target = match (user_data, fd) {
             (Some(_), Some(_)) => {
                 return Err(errors::bad_arg(
@@ -75,18 +76,17 @@ impl IoUring {
             (Some(ud), None) => {
                 CancelBuilder::user_data(int_in(ud, "user_data", 0, i64::MAX)? as u64)
             }
-            (None, Some(fd)) => match fixed {
-                Some(_) => CancelBuilder::fd(Fixed(args::fd(fd, "fd")? as u32)),
-                None => CancelBuilder::fd(Fd(args::fd(fd, "fd")?)),
-            },
+            (None, Some(fd)) if fixed => CancelBuilder::fd(Fixed(args::fd(fd, "fd")? as u32)),
+            (None, Some(fd)) => CancelBuilder::fd(Fd(args::fd(fd, "fd")?)),
             (None, None) => CancelBuilder::any(),
         };
         let target = if all { target.all() } else { target };
-        let sqe_flags = match &fixed {
-            Some(other_flags) if fd.is_some() => Some(other_flags.as_any()),
-            _ => sqe_flags,
+        let flags = if fd.is_some() {
+            flags - Flags::FIXED_FILE
+        } else {
+            flags
         };
-        self.queue(sqe_flags, |_| Ok(misc::cancel(target)))
+        self.queue(flags, |_| Ok(misc::cancel(target)))
     }
 
     /// Queues a timeout (``IORING_OP_TIMEOUT``, Linux 5.4): an operation that completes when
@@ -117,7 +117,9 @@ impl IoUring {
     ) -> PyResult<u64> {
         let when = timespec(args::duration(seconds, nsec)?);
         let count = args::int_or(count, "count", 0, u32::MAX.into(), 0)? as u32;
-        self.queue(sqe_flags, |_| Ok(misc::timeout(when, count, absolute)))
+        self.queue(sqe_flags::parse(sqe_flags)?, |_| {
+            Ok(misc::timeout(when, count, absolute))
+        })
     }
 
     /// Queues the removal of a pending timeout (``IORING_OP_TIMEOUT_REMOVE``, Linux 5.5).
@@ -134,7 +136,9 @@ impl IoUring {
         sqe_flags: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<u64> {
         let target = int_in(user_data, "user_data", 0, i64::MAX)? as u64;
-        self.queue(sqe_flags, |_| Ok(misc::timeout_remove(target)))
+        self.queue(sqe_flags::parse(sqe_flags)?, |_| {
+            Ok(misc::timeout_remove(target))
+        })
     }
 
     /// Queues a deadline for the operation queued just before it, which must carry
@@ -158,7 +162,9 @@ impl IoUring {
         sqe_flags: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<u64> {
         let when = timespec(args::duration(seconds, nsec)?);
-        self.queue(sqe_flags, |_| Ok(misc::link_timeout(when)))
+        self.queue(sqe_flags::parse(sqe_flags)?, |_| {
+            Ok(misc::link_timeout(when))
+        })
     }
 
     /// Queues a ``poll(2)`` on one descriptor (``IORING_OP_POLL_ADD``, Linux 5.1).
@@ -182,7 +188,9 @@ impl IoUring {
     ) -> PyResult<u64> {
         let fd = args::fd(fd, "fd")?;
         let events = int_in(events, "events", 0, u32::MAX.into())? as u32;
-        self.queue(sqe_flags, |_| Ok(misc::poll_add(fd, events, multishot)))
+        self.queue(sqe_flags::parse(sqe_flags)?, |_| {
+            Ok(misc::poll_add(fd, events, multishot))
+        })
     }
 
     /// Queues the removal of a pending poll (``IORING_OP_POLL_REMOVE``, Linux 5.1).
@@ -199,7 +207,9 @@ impl IoUring {
         sqe_flags: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<u64> {
         let target = int_in(user_data, "user_data", 0, i64::MAX)? as u64;
-        self.queue(sqe_flags, |_| Ok(misc::poll_remove(target)))
+        self.queue(sqe_flags::parse(sqe_flags)?, |_| {
+            Ok(misc::poll_remove(target))
+        })
     }
 
     /// Queues a message to another ring (``IORING_OP_MSG_RING``, Linux 5.18): a completion
@@ -228,7 +238,7 @@ impl IoUring {
         let ring_fd = args::fd(ring, "ring")?;
         let result = args::int_or(result, "result", i32::MIN.into(), i32::MAX.into(), 0)? as i32;
         let user_data = args::int_or(user_data, "user_data", 0, u32::MAX.into(), 0)? as u64;
-        self.queue(sqe_flags, |_| {
+        self.queue(sqe_flags::parse(sqe_flags)?, |_| {
             Ok(misc::msg_ring(ring_fd, result, user_data))
         })
     }

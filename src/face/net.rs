@@ -10,8 +10,9 @@ use crate::mem::caller_buffer::CallerBuffer;
 use crate::mem::io_buf::{BufferPool, IoBuf};
 use crate::mem::socket_address;
 use crate::ops::net;
-use crate::registered;
+use crate::resources::file_table::FileIndex;
 use crate::ring::IoUring;
+use crate::sqe_flags;
 
 #[pymethods]
 impl IoUring {
@@ -52,9 +53,11 @@ impl IoUring {
         if nonblocking {
             socket_type |= libc::SOCK_NONBLOCK;
         }
-        let file_index = registered::file_index_arg(file_index)?;
-        self.queue_with(sqe_flags, |ring| {
-            let slot = registered::destination(ring, file_index, "prep_create_socket")?;
+        let file_index = FileIndex::parse(file_index)?;
+        self.queue(sqe_flags::parse(sqe_flags)?, |ring| {
+            let slot =
+                ring.files()
+                    .destination(file_index, ring.support(), "prep_create_socket")?;
             Ok(net::socket(domain, socket_type, protocol, slot))
         })
     }
@@ -80,7 +83,7 @@ impl IoUring {
         let fd = args::fd(fd, "fd")?;
         let port = int_in(port, "port", 0, u16::MAX.into())? as u16;
         let address = socket_address::ipv4(address, port)?;
-        self.queue(sqe_flags, |_| {
+        self.queue(sqe_flags::parse(sqe_flags)?, |_| {
             Ok(net::connect(&net::CONNECT_V4, fd, address))
         })
     }
@@ -106,7 +109,7 @@ impl IoUring {
         let fd = args::fd(fd, "fd")?;
         let port = int_in(port, "port", 0, u16::MAX.into())? as u16;
         let address = socket_address::ipv6(address, port)?;
-        self.queue(sqe_flags, |_| {
+        self.queue(sqe_flags::parse(sqe_flags)?, |_| {
             Ok(net::connect(&net::CONNECT_V6, fd, address))
         })
     }
@@ -149,7 +152,8 @@ impl IoUring {
         let fd = args::fd(fd, "fd")?;
         let msg_flags = send_flags(flags)?;
         let range = byte_range(count, buffer_offset)?;
-        self.queue(sqe_flags, |pool| {
+        self.queue(sqe_flags::parse(sqe_flags)?, |ring| {
+            let pool = ring.pool();
             Ok(net::send(
                 fd,
                 source_of_range(pool, buffer, range, copy)?,
@@ -205,7 +209,8 @@ impl IoUring {
         let fd = args::fd(fd, "fd")?;
         let msg_flags = msg_flags(flags)?;
         let range = byte_range(count, buffer_offset)?;
-        self.queue(sqe_flags, |pool| {
+        self.queue(sqe_flags::parse(sqe_flags)?, |ring| {
+            let pool = ring.pool();
             Ok(net::send_zc(
                 fd,
                 source_of_range(pool, buffer, range, false)?,
@@ -282,7 +287,8 @@ impl IoUring {
                 if multishot { "multishot" } else { "bundle" }
             )));
         }
-        self.queue(sqe_flags, |pool| {
+        self.queue(sqe_flags::parse(sqe_flags)?, |ring| {
+            let pool = ring.pool();
             let destination = receive_buffer(pool, byte_count, msg_flags)?;
             Ok(net::recv(fd, destination, msg_flags))
         })
@@ -318,7 +324,7 @@ impl IoUring {
     ) -> PyResult<u64> {
         let fd = args::fd(fd, "fd")?;
         let msg_flags = msg_flags(flags)?;
-        self.queue(sqe_flags, |_| {
+        self.queue(sqe_flags::parse(sqe_flags)?, |_| {
             Ok(net::recv_into(fd, destination_in(buffer)?, msg_flags))
         })
     }
@@ -399,16 +405,18 @@ impl IoUring {
             ));
         }
         let accept_flags = accept_flags | libc::SOCK_CLOEXEC;
-        let file_index = registered::file_index_arg(file_index)?;
-        if multishot && matches!(file_index, Some(registered::FileIndex::Slot(_))) {
+        let file_index = FileIndex::parse(file_index)?;
+        if multishot && matches!(file_index, Some(FileIndex::Slot(_))) {
             return Err(bad_arg(
                 "file_index: a multishot accept installs many connections, so it takes only \
                  ALLOC_FILE_INDEX (the kernel picks a free slot for each), not a slot number"
                     .to_owned(),
             ));
         }
-        self.queue_with(sqe_flags, |ring| {
-            let slot = registered::destination(ring, file_index, "prep_accept")?;
+        self.queue(sqe_flags::parse(sqe_flags)?, |ring| {
+            let slot = ring
+                .files()
+                .destination(file_index, ring.support(), "prep_accept")?;
             Ok(net::accept(fd, accept_flags, peer_address, multishot, slot))
         })
     }
@@ -438,7 +446,9 @@ impl IoUring {
     ) -> PyResult<u64> {
         let fd = args::fd(fd, "fd")?;
         let address = socket_address::from_python(address, "address")?;
-        self.queue(sqe_flags, |_| Ok(net::connect(&net::CONNECT, fd, address)))
+        self.queue(sqe_flags::parse(sqe_flags)?, |_| {
+            Ok(net::connect(&net::CONNECT, fd, address))
+        })
     }
 
     /// Queues a ``bind(2)`` (``IORING_OP_BIND``, Linux 6.11): gives a socket its local
@@ -464,7 +474,7 @@ impl IoUring {
     ) -> PyResult<u64> {
         let fd = args::fd(fd, "fd")?;
         let address = socket_address::from_python(address, "address")?;
-        self.queue(sqe_flags, |_| Ok(net::bind(fd, address)))
+        self.queue(sqe_flags::parse(sqe_flags)?, |_| Ok(net::bind(fd, address)))
     }
 
     /// Queues a ``listen(2)`` (``IORING_OP_LISTEN``, Linux 6.11): makes a bound socket accept
@@ -494,7 +504,9 @@ impl IoUring {
             Some(value) => int_in(value, "backlog", 0, i32::MAX.into())? as i32,
             None => DEFAULT_BACKLOG,
         };
-        self.queue(sqe_flags, |_| Ok(net::listen(fd, backlog)))
+        self.queue(sqe_flags::parse(sqe_flags)?, |_| {
+            Ok(net::listen(fd, backlog))
+        })
     }
 
     /// Queues a ``shutdown(2)`` (``IORING_OP_SHUTDOWN``, Linux 5.11): shuts down the receiving
@@ -526,7 +538,7 @@ impl IoUring {
                 libc::SHUT_RDWR
             )));
         }
-        self.queue(sqe_flags, |_| Ok(net::shutdown(fd, how)))
+        self.queue(sqe_flags::parse(sqe_flags)?, |_| Ok(net::shutdown(fd, how)))
     }
 
     /// Queues a ``sendto(2)``, as a ``sendmsg(2)`` (``IORING_OP_SENDMSG``, Linux 5.3): sends
@@ -573,7 +585,8 @@ impl IoUring {
                 args::MAX_BYTE_COUNT
             )));
         }
-        self.queue(sqe_flags, |pool| {
+        self.queue(sqe_flags::parse(sqe_flags)?, |ring| {
+            let pool = ring.pool();
             let data = pool.copy_of(view.as_slice())?;
             Ok(net::sendto(fd, data, *address, msg_flags))
         })
@@ -614,7 +627,8 @@ impl IoUring {
         let fd = args::fd(fd, "fd")?;
         let byte_count = args::byte_count(byte_count, "byte_count")?;
         let msg_flags = msg_flags(flags)?;
-        self.queue(sqe_flags, |pool| {
+        self.queue(sqe_flags::parse(sqe_flags)?, |ring| {
+            let pool = ring.pool();
             Ok(net::recvfrom(
                 fd,
                 receive_buffer(pool, byte_count, msg_flags)?,

@@ -5,6 +5,7 @@ use pyo3::prelude::*;
 use crate::base::args::int_in;
 use crate::ops::process;
 use crate::ring::IoUring;
+use crate::sqe_flags;
 
 #[pymethods]
 impl IoUring {
@@ -34,6 +35,8 @@ impl IoUring {
         let idtype = int_in(idtype, "idtype", 0, 3)? as libc::idtype_t;
         let id = int_in(id, "id", 0, u32::MAX.into())? as libc::id_t;
         let options = int_in(options, "options", 1, i32::MAX.into())? as i32;
-        self.queue(sqe_flags, |_| Ok(process::waitid(idtype, id, options)))
+        self.queue(sqe_flags::parse(sqe_flags)?, |_| {
+            Ok(process::waitid(idtype, id, options))
+        })
     }
 }

@@ -1,6 +1,7 @@
 //! Registered (fixed) files and buffers on `IoUring`: registering them, and the operations
 //! that use them.
 
+use io_uring::squeue::Flags;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyInt, PyMemoryView};
@@ -8,22 +9,22 @@ use pyo3::types::{PyByteArray, PyBytes, PyInt, PyMemoryView};
 use super::{byte_range, offset_or_current};
 use crate::base::args::{self, int_in};
 use crate::base::errors::bad_arg;
+use crate::base::kernel_support::Feature;
 use crate::mem::caller_buffer::{Access, HeldBuffer};
 use crate::ops;
-use crate::registered::{self, MAX_BUFFERS, MAX_BUFFER_LEN, MAX_FILE_SLOTS};
+use crate::resources::file_table::MAX_FILE_SLOTS;
+use crate::resources::registered_buffers::{MAX_BUFFERS, MAX_BUFFER_LEN};
 use crate::ring::IoUring;
+use crate::sqe_flags;
 
 impl IoUring {
     /// `prep_close` of a fixed slot: `other_flags` are the caller's flags without
     /// `fixed_file`.
-    pub(super) fn queue_close_slot(
-        &self,
-        slot: u32,
-        other_flags: &Bound<'_, PyInt>,
-    ) -> PyResult<u64> {
-        self.queue_with(Some(other_flags.as_any()), |ring| {
-            registered::require(ring, registered::Feature::DirectDescriptors, "prep_close")?;
-            registered::check_slot(ring, slot, "prep_close", "slot")?;
+    pub(super) fn queue_close_slot(&self, slot: u32, other_flags: Flags) -> PyResult<u64> {
+        self.queue(other_flags, |ring| {
+            ring.support()
+                .require(Feature::DirectDescriptors, "prep_close")?;
+            ring.files().check_slot(slot, "prep_close", "slot")?;
             Ok(ops::registered::close_slot(slot))
         })
     }
@@ -81,7 +82,7 @@ impl IoUring {
     ///     or is an io_uring (``EBADF``, naming it), or the kernel refuses.
     fn register_files(&self, fds: &Bound<'_, PyAny>) -> PyResult<()> {
         let fds = fd_table(fds, "fds")?;
-        self.with_ring(|ring| registered::register_files(ring, &fds))
+        self.with_ring(|ring| ring.register_files(&fds))
     }
 
     /// Registers a table of ``count`` empty file slots (``IORING_RSRC_REGISTER_SPARSE``,
@@ -95,7 +96,7 @@ impl IoUring {
     /// :raises NotImplementedError: The kernel is older than Linux 5.19.
     fn register_files_sparse(&self, count: &Bound<'_, PyAny>) -> PyResult<()> {
         let count = int_in(count, "count", 1, MAX_FILE_SLOTS.into())? as u32;
-        self.with_ring(|ring| registered::register_files_sparse(ring, count))
+        self.with_ring(|ring| ring.register_files_sparse(count))
     }
 
     /// Replaces slots of the registered file table (``IORING_REGISTER_FILES_UPDATE``, Linux
@@ -116,7 +117,7 @@ impl IoUring {
     ) -> PyResult<usize> {
         let offset = int_in(offset, "offset", 0, (MAX_FILE_SLOTS - 1).into())? as u32;
         let fds = fd_table(fds, "fds")?;
-        self.with_ring(|ring| registered::update_files(ring, offset, &fds))
+        self.with_ring(|ring| ring.update_files(offset, &fds))
     }
 
     /// Unregisters the file table (``IORING_UNREGISTER_FILES``). Operations in flight on a
@@ -125,7 +126,7 @@ impl IoUring {
     ///
     /// :raises ValueError: No file table is registered.
     fn unregister_files(&self) -> PyResult<()> {
-        self.with_ring(registered::unregister_files)
+        self.with_ring(|ring| ring.unregister_files())
     }
 
     /// Registers the caller's buffers with the ring (``IORING_REGISTER_BUFFERS``, Linux 5.1),
@@ -196,7 +197,7 @@ impl IoUring {
         if held.is_empty() {
             return Err(bad_arg("buffers must not be empty".to_owned()));
         }
-        self.with_ring(|ring| registered::register_buffers(ring, held))
+        self.with_ring(|ring| ring.register_buffers(held))
     }
 
     /// Unregisters the buffers (``IORING_UNREGISTER_BUFFERS``).
@@ -209,7 +210,7 @@ impl IoUring {
     ///
     /// :raises ValueError: No buffers are registered.
     fn unregister_buffers(&self) -> PyResult<()> {
-        self.with_ring(registered::unregister_buffers)
+        self.with_ring(|ring| ring.unregister_buffers())
     }
 
     /// Queues a ``read(2)`` (or ``pread(2)`` at an offset) into a registered buffer
@@ -255,9 +256,10 @@ impl IoUring {
         let index = int_in(buffer_index, "buffer_index", 0, u16::MAX.into())? as u16;
         let offset = offset_or_current(offset, "offset")?;
         let range = byte_range(count, buffer_offset)?;
-        self.queue_with(sqe_flags, |ring| {
+        self.queue(sqe_flags::parse(sqe_flags)?, |ring| {
             let (buffers, start, count) =
-                registered::fixed_span(ring, index, range, "prep_read_fixed", "read")?;
+                ring.buffers()
+                    .span(index, range, "prep_read_fixed", "read")?;
             Ok(ops::registered::read_fixed(
                 fd, buffers, index, start, count, offset,
             ))
@@ -303,9 +305,10 @@ impl IoUring {
         let index = int_in(buffer_index, "buffer_index", 0, u16::MAX.into())? as u16;
         let offset = offset_or_current(offset, "offset")?;
         let range = byte_range(count, buffer_offset)?;
-        self.queue_with(sqe_flags, |ring| {
+        self.queue(sqe_flags::parse(sqe_flags)?, |ring| {
             let (buffers, start, count) =
-                registered::fixed_span(ring, index, range, "prep_write_fixed", "write")?;
+                ring.buffers()
+                    .span(index, range, "prep_write_fixed", "write")?;
             Ok(ops::registered::write_fixed(
                 fd, buffers, index, start, count, offset,
             ))
@@ -335,8 +338,9 @@ impl IoUring {
         sqe_flags: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<u64> {
         let slot = int_in(slot, "slot", 0, (MAX_FILE_SLOTS - 1).into())? as u32;
-        self.queue_with(sqe_flags, |ring| {
-            registered::check_slot(ring, slot, "prep_fixed_fd_install", "slot")?;
+        self.queue(sqe_flags::parse(sqe_flags)?, |ring| {
+            ring.files()
+                .check_slot(slot, "prep_fixed_fd_install", "slot")?;
             Ok(ops::registered::fixed_fd_install(slot, cloexec))
         })
     }

@@ -2,6 +2,7 @@
 //! datagrams with addresses (sendmsg/recvmsg).
 
 use io_uring::opcode;
+use io_uring::squeue::Flags;
 use io_uring::types::{DestinationSlot, Fd};
 use pyo3::prelude::*;
 
@@ -11,6 +12,8 @@ use crate::mem::caller_buffer::HeldBuffer;
 use crate::mem::io_buf::IoBuf;
 use crate::mem::lent::{Lent, LentMemory, Report};
 use crate::mem::socket_address::{self, SocketAddress};
+use crate::resources::buffer_group::Armed;
+use crate::resources::provided_buffer::ProvidedBuffer;
 
 /// `socket(2)`; owns nothing.
 pub const SOCKET: OpInfo = OpInfo {
@@ -184,6 +187,77 @@ pub fn send_zc(fd: i32, source: Source, msg_flags: i32) -> Prepared {
             .flags(msg_flags)
             .build(),
         owned,
+    }
+}
+
+/// `IORING_CQE_F_BUFFER`: the completion's upper 16 flag bits are a provided buffer's id.
+const CQE_F_BUFFER: u32 = 1 << 0;
+const CQE_BUFFER_SHIFT: u32 = 16;
+/// `IORING_RECV_MULTISHOT` (in the SQE's `ioprio`), Linux 6.0.
+const RECV_MULTISHOT: u16 = 1 << 1;
+/// `IORING_RECVSEND_BUNDLE` (in the SQE's `ioprio`), Linux 6.10.
+const RECVSEND_BUNDLE: u16 = 1 << 4;
+
+/// A receive that selects its buffer from a group; its completions carry the buffers.
+struct GroupReceive {
+    group: Armed,
+    bundle: bool,
+}
+
+impl LentMemory for GroupReceive {
+    fn on_completion(
+        &self,
+        py: Python<'_>,
+        result: i32,
+        flags: u32,
+    ) -> PyResult<Option<Py<PyAny>>> {
+        if flags & CQE_F_BUFFER == 0 {
+            return Ok(None);
+        }
+        let group = self.group.group();
+        let first = (flags >> CQE_BUFFER_SHIFT) as u16;
+        let len = result.max(0) as usize;
+        let nbufs = if self.bundle {
+            // A bundle fills whole buffers in ring order; one that received nothing took none.
+            len.div_ceil(group.size() as usize)
+        } else {
+            1
+        };
+        if nbufs == 0 {
+            return Ok(None);
+        }
+        let provided = ProvidedBuffer::for_completion(py, group, first, nbufs, len)?;
+        Ok(Some(Py::new(py, provided)?.into_any()))
+    }
+}
+
+/// A receive into a buffer the kernel picks from `group` when data arrives; with `multishot` it
+/// stays armed, with `bundle` one completion may fill several buffers.
+pub fn recv_select(
+    fd: i32,
+    len: u32,
+    msg_flags: i32,
+    group: Armed,
+    multishot: bool,
+    bundle: bool,
+) -> Prepared {
+    let mut mode = 0;
+    if multishot {
+        mode |= RECV_MULTISHOT;
+    }
+    if bundle {
+        mode |= RECVSEND_BUNDLE;
+    }
+    let entry = opcode::Recv::new(Fd(fd), std::ptr::null_mut(), len)
+        .flags(msg_flags)
+        .buf_group(group.group().id())
+        .ioprio(mode)
+        .build()
+        .flags(Flags::BUFFER_SELECT);
+    Prepared {
+        op: &RECV,
+        entry,
+        owned: Lent::Other(Box::new(GroupReceive { group, bundle })),
     }
 }
 

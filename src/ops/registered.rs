@@ -8,7 +8,7 @@ use io_uring::types::{Fd, Fixed};
 
 use super::{files, OpInfo, Prepared};
 use crate::mem::lent::Lent;
-use crate::registered::RegisteredBuffers;
+use crate::resources::registered_buffers::RegisteredBuffers;
 
 /// `pread(2)` / `read(2)` into a registered buffer; holds a reference to the registration.
 pub const READ_FIXED: OpInfo = OpInfo {
