@@ -6,6 +6,7 @@ mod completion;
 mod face;
 mod inflight;
 mod mem;
+mod operations;
 mod ops;
 mod resources;
 mod ring;
@@ -27,6 +28,7 @@ fn _century_ring(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<resources::provided_buffer::ProvidedBuffer>()?;
     m.add_function(wrap_pyfunction!(setup::make_io_ring, m)?)?;
     m.add_function(wrap_pyfunction!(sqe_flags::make_sqe_flags, m)?)?;
+    m.add_function(wrap_pyfunction!(operations::_operations, m)?)?;
     m.add("AT_FDCWD", ring::AT_FDCWD)?;
     m.add("ALLOC_FILE_INDEX", resources::file_table::ALLOC_FILE_INDEX)?;
     Ok(())

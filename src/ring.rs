@@ -5,7 +5,6 @@ use std::ops::{Deref, DerefMut};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use io_uring::opcode;
 use io_uring::squeue::Flags;
 use pyo3::exceptions::PyRuntimeWarning;
 use pyo3::prelude::*;
@@ -14,9 +13,10 @@ use pyo3::types::{PyDict, PyList, PyType};
 use crate::base::args::{self, int_in};
 use crate::base::errors;
 use crate::base::fork::Origin;
+use crate::base::kernel_support;
 use crate::base::kernel_support::Feature;
-use crate::ops::{self, Prepared};
-use crate::ring_state::{DrainOutcome, RingState, DRAIN_GIVE_UP_AFTER, DRAIN_WARN_AFTER};
+use crate::ops::{self, Operation, Prepared, Refusal};
+use crate::ring_state::{DrainOutcome, Refused, RingState, DRAIN_GIVE_UP_AFTER, DRAIN_WARN_AFTER};
 
 /// The value of ``AT_FDCWD``: paths given to :meth:`IoUring.prep_openat` are relative to the
 /// current working directory.
@@ -78,29 +78,8 @@ impl IoUring {
     ) -> PyResult<u64> {
         self.with_ring(|ring| {
             let prepared = build(ring)?;
-            let op = prepared.op;
-            if flags.contains(Flags::BUFFER_SELECT) {
-                return Err(errors::bad_arg(format!(
-                    "sqe_flags: {} takes no provided buffer group, so buffer_select cannot be \
-                     used",
-                    op.method
-                )));
-            }
-            if flags.contains(Flags::SKIP_SUCCESS) && !prepared.owned.is_nothing() {
-                return Err(errors::skip_success_with_owned_data());
-            }
-            if flags.contains(Flags::SKIP_SUCCESS)
-                && flags.intersects(Flags::IO_LINK | Flags::IO_HARDLINK)
-            {
-                return Err(errors::skip_success_with_link());
-            }
-            if op.opcode == opcode::SendZc::CODE
-                && (ring.drain_used() || flags.contains(Flags::IO_DRAIN))
-            {
-                return Err(errors::send_zc_after_drain());
-            }
-            if !ring.support().opcode(op.opcode) {
-                return Err(errors::unsupported_op(op.method, op.opcode_name, op.since));
+            if let Some(refused) = ring.refusal(&prepared, flags) {
+                return Err(refusal_error(refused, prepared.op));
             }
             ring.push(prepared, flags)
         })
@@ -166,6 +145,29 @@ impl IoUring {
         } else {
             drop(state);
         }
+    }
+}
+
+/// The `IoUring` method that queues `op`.
+pub fn method_name(op: &Operation) -> String {
+    format!("prep_{}", op.name)
+}
+
+/// The error that says why the ring refused to queue `op`.
+fn refusal_error(refused: Refused, op: &Operation) -> PyErr {
+    let method = method_name(op);
+    match refused {
+        Refused::BufferSelect => errors::bad_arg(format!(
+            "sqe_flags: {method} takes no provided buffer group, so buffer_select cannot be used"
+        )),
+        Refused::SkipSuccessWithMemory => errors::skip_success_with_owned_data(),
+        Refused::SkipSuccessWithLink => errors::skip_success_with_link(),
+        Refused::Row(Refusal::DrainedRing) => errors::drained_ring(&method),
+        Refused::Unsupported => kernel_support::unsupported(
+            &method,
+            &format!("the io_uring operation {}", op.opcode_name),
+            op.since,
+        ),
     }
 }
 
@@ -353,8 +355,8 @@ impl IoUring {
     fn probe<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         self.with_ring(|ring| {
             let dict = PyDict::new(py);
-            for op in ops::ALL {
-                dict.set_item(op.method, ring.support().opcode(op.opcode))?;
+            for op in ops::all() {
+                dict.set_item(method_name(op), ring.support().opcode(op.opcode))?;
             }
             Ok(dict)
         })

@@ -24,7 +24,7 @@ use crate::inflight::{InFlight, INTERNAL_USER_DATA};
 use crate::mem::caller_buffer::HeldBuffer;
 use crate::mem::io_buf::BufferPool;
 use crate::mem::lent::Lent;
-use crate::ops::Prepared;
+use crate::ops::{Prepared, Refusal};
 use crate::resources::buffer_group::BufferGroups;
 use crate::resources::buffer_group::Group;
 use crate::resources::file_table::FileTable;
@@ -79,6 +79,21 @@ pub struct RingState {
     /// Whether an entry with `IOSQE_IO_DRAIN` was ever queued: from then on the kernel never
     /// starts a zero-copy send on this ring (see `errors::send_zc_after_drain`).
     drain_used: bool,
+}
+
+/// Why an operation may not be queued.
+pub enum Refused {
+    /// `buffer_select` on an operation that selects no buffer.
+    BufferSelect,
+    /// `skip_success` on an operation that owns memory: no completion would release it.
+    SkipSuccessWithMemory,
+    /// `skip_success` on a linked entry: if it failed, the kernel would post no completion for
+    /// the entries linked after it.
+    SkipSuccessWithLink,
+    /// A refusal of the operation's own row.
+    Row(Refusal),
+    /// The running kernel lacks the opcode.
+    Unsupported,
 }
 
 /// Why a drain stopped.
@@ -231,9 +246,33 @@ impl RingState {
         self.ring.submitter().register_eventfd(fd)
     }
 
-    /// Whether an entry with `IOSQE_IO_DRAIN` was ever queued on this ring.
-    pub fn drain_used(&self) -> bool {
-        self.drain_used
+    /// Why `prepared` may not be queued with `flags`, if it may not: the rules every operation
+    /// follows, those of its row, and the kernel's support for it.
+    #[inline]
+    pub fn refusal(&self, prepared: &Prepared, flags: Flags) -> Option<Refused> {
+        let op = prepared.op;
+        if !flags.is_empty() {
+            if flags.contains(Flags::BUFFER_SELECT) {
+                // Operations that select a buffer set the flag themselves.
+                return Some(Refused::BufferSelect);
+            }
+            if flags.contains(Flags::SKIP_SUCCESS) {
+                if !prepared.lent.is_nothing() {
+                    return Some(Refused::SkipSuccessWithMemory);
+                }
+                if flags.intersects(Flags::IO_LINK | Flags::IO_HARDLINK) {
+                    return Some(Refused::SkipSuccessWithLink);
+                }
+            }
+        }
+        let drained = self.drain_used || flags.contains(Flags::IO_DRAIN);
+        if drained && op.refuses.contains(&Refusal::DrainedRing) {
+            return Some(Refused::Row(Refusal::DrainedRing));
+        }
+        if !self.support.opcode(op.opcode) {
+            return Some(Refused::Unsupported);
+        }
+        None
     }
 
     /// Queues one operation. Its memory moves into the in-flight table, where it stays until
@@ -245,15 +284,15 @@ impl RingState {
             self.make_room()?;
             sq = self.ring.submission();
         }
-        let Prepared { entry, owned, .. } = prepared;
+        let Prepared { entry, lent, .. } = prepared;
         let user_data = if flags.contains(Flags::SKIP_SUCCESS) {
             debug_assert!(
-                owned.is_nothing(),
+                lent.is_nothing(),
                 "skip_success is refused for owned memory"
             );
             self.inflight.untracked_user_data()
         } else {
-            self.inflight.insert(owned)
+            self.inflight.insert(lent)
         };
         let entry = entry.user_data(user_data).flags(flags);
         self.drain_used |= flags.contains(Flags::IO_DRAIN);

@@ -2,7 +2,7 @@
 
 use std::io;
 
-use pyo3::exceptions::{PyNotImplementedError, PyOSError, PyRuntimeError, PyValueError};
+use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
 use pyo3::PyErr;
 
 /// Every method of a closed ring raises this.
@@ -45,17 +45,14 @@ pub fn skip_success_with_link() -> PyErr {
     )
 }
 
-/// A zero-copy send on a ring that has used `io_drain`. Observed on Linux 6.18: once a ring
-/// has queued a drained entry, the kernel holds back every later `IORING_OP_SEND_ZC` (drained
-/// or not) for good: it never starts, no cancellation reaches it, and the ring can only leak
-/// its buffer when closed.
-pub fn send_zc_after_drain() -> PyErr {
-    PyValueError::new_err(
-        "prep_send_zc can't be used with 'IO_DRAIN', nor on a ring that has ever queued an \
-         entry with io_drain: the kernel then never starts the zero-copy send and it cannot be \
-         cancelled (observed on Linux 6.18). Order it with io_link instead, or send zero-copy \
-         on a ring that does not use io_drain",
-    )
+/// An operation that must not follow `io_drain` (see `ops::Refusal::DrainedRing`).
+pub fn drained_ring(method: &str) -> PyErr {
+    PyValueError::new_err(format!(
+        "{method} can't be used with 'IO_DRAIN', nor on a ring that has ever queued an entry \
+         with io_drain: the kernel then never starts it and it cannot be cancelled (observed \
+         on Linux 6.18). Order it with io_link instead, or use a ring that does not use \
+         io_drain"
+    ))
 }
 
 /// The ring's descriptor no longer refers to the ring: the kernel took none of its entries.
@@ -67,14 +64,6 @@ pub fn ring_fd_lost(fd: i32, pending: u32) -> PyErr {
              longer refers to this ring (was it closed with os.close(ring.fileno())?); close \
              the ring and make a new one"
         ),
-    ))
-}
-
-/// An operation the running kernel's io_uring probe does not list.
-pub fn unsupported_op(method: &str, opcode: &str, since: &str) -> PyErr {
-    PyNotImplementedError::new_err(format!(
-        "{method} needs the io_uring operation {opcode}, added in Linux {since}; the running \
-         kernel does not support it"
     ))
 }
 

@@ -25,7 +25,7 @@ impl IoUring {
             ring.support()
                 .require(Feature::DirectDescriptors, "prep_close")?;
             ring.files().check_slot(slot, "prep_close", "slot")?;
-            Ok(ops::registered::close_slot(slot))
+            Ok(ops::fixed::close_slot(slot))
         })
     }
 }
@@ -260,7 +260,7 @@ impl IoUring {
             let (buffers, start, count) =
                 ring.buffers()
                     .span(index, range, "prep_read_fixed", "read")?;
-            Ok(ops::registered::read_fixed(
+            Ok(ops::fixed::read_fixed(
                 fd, buffers, index, start, count, offset,
             ))
         })
@@ -309,7 +309,7 @@ impl IoUring {
             let (buffers, start, count) =
                 ring.buffers()
                     .span(index, range, "prep_write_fixed", "write")?;
-            Ok(ops::registered::write_fixed(
+            Ok(ops::fixed::write_fixed(
                 fd, buffers, index, start, count, offset,
             ))
         })
@@ -341,7 +341,7 @@ impl IoUring {
         self.queue(sqe_flags::parse(sqe_flags)?, |ring| {
             ring.files()
                 .check_slot(slot, "prep_fixed_fd_install", "slot")?;
-            Ok(ops::registered::fixed_fd_install(slot, cloexec))
+            Ok(ops::fixed::fixed_fd_install(slot, cloexec))
         })
     }
 }

@@ -8,51 +8,56 @@ use io_uring::types::{DestinationSlot, Fd, FsyncFlags, OpenHow};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use super::{destination_parts, OpInfo, Prepared, Source};
+use super::{capped_u32, destination_parts, Prepared, Source};
 use crate::mem::caller_buffer::HeldBuffer;
 use crate::mem::io_buf::IoBuf;
 use crate::mem::lent::{Lent, LentMemory, Report};
 use crate::mem::statx::StatxResult;
 
-/// `openat(2)`; owns the path.
-pub const OPENAT: OpInfo = OpInfo {
-    method: "prep_openat",
-    opcode: opcode::OpenAt::CODE,
-    opcode_name: "IORING_OP_OPENAT",
-    since: "5.6",
-};
-
-/// `pread(2)` / `read(2)`; owns the destination buffer.
-pub const READ: OpInfo = OpInfo {
-    method: "prep_read",
-    opcode: opcode::Read::CODE,
-    opcode_name: "IORING_OP_READ",
-    since: "5.6",
-};
-
-/// `pwrite(2)` / `write(2)`; owns a copy of the data.
-pub const WRITE: OpInfo = OpInfo {
-    method: "prep_write",
-    opcode: opcode::Write::CODE,
-    opcode_name: "IORING_OP_WRITE",
-    since: "5.6",
-};
-
-/// `pread(2)` / `read(2)` into the caller's buffer; holds an export of it.
-pub const READ_INTO: OpInfo = OpInfo {
-    method: "prep_read_into",
-    opcode: opcode::Read::CODE,
-    opcode_name: "IORING_OP_READ",
-    since: "5.6",
-};
-
-/// `close(2)`; owns nothing.
-pub const CLOSE: OpInfo = OpInfo {
-    method: "prep_close",
-    opcode: opcode::Close::CODE,
-    opcode_name: "IORING_OP_CLOSE",
-    since: "5.6",
-};
+operations! {
+    /// Opens a file, giving its new descriptor.
+    OPENAT = "openat": OpenAt IORING_OP_OPENAT since "5.6", mirrors "openat(2)", owns [Path];
+    /// Opens a file with `RESOLVE_*` control over how its path is resolved.
+    OPENAT2 = "openat2": OpenAt2 IORING_OP_OPENAT2 since "5.6", mirrors "openat2(2)",
+        owns [Path, OpenHow];
+    /// Reads into a buffer of the ring's, which the completion hands over as `bytes`.
+    READ = "read": Read IORING_OP_READ since "5.6", mirrors "read(2)", owns [RingBuffer];
+    /// Reads into the caller's buffer, in place.
+    READ_INTO = "read_into": Read IORING_OP_READ since "5.6", mirrors "read(2)",
+        owns [WritableCallerBuffer];
+    /// Reads into several buffers of the ring's.
+    READV = "readv": Readv IORING_OP_READV since "5.1", mirrors "readv(2)",
+        owns [Iovecs, RingBuffer];
+    /// Writes the ring's copy of the data, or the caller's buffer in place.
+    WRITE = "write": Write IORING_OP_WRITE since "5.6", mirrors "write(2)",
+        owns [RingBuffer, CallerBuffer];
+    /// Writes copies of several buffers.
+    WRITEV = "writev": Writev IORING_OP_WRITEV since "5.1", mirrors "writev(2)",
+        owns [Iovecs, RingBuffer];
+    /// Flushes a file's data (and metadata) to its device.
+    FSYNC = "fsync": Fsync IORING_OP_FSYNC since "5.1", mirrors "fsync(2)", owns [];
+    /// Starts or waits for writeback of a range of a file.
+    SYNC_FILE_RANGE = "sync_file_range": SyncFileRange IORING_OP_SYNC_FILE_RANGE since "5.2",
+        mirrors "sync_file_range(2)", owns [];
+    /// Allocates, punches or zeroes a range of a file.
+    FALLOCATE = "fallocate": Fallocate IORING_OP_FALLOCATE since "5.6", mirrors "fallocate(2)",
+        owns [];
+    /// Sets a file's size.
+    FTRUNCATE = "ftruncate": Ftruncate IORING_OP_FTRUNCATE since "6.9",
+        mirrors "ftruncate(2)", owns [];
+    /// Tells the kernel how a range of a file will be used.
+    FADVISE = "fadvise": Fadvise IORING_OP_FADVISE since "5.6", mirrors "posix_fadvise(2)",
+        owns [];
+    /// Moves data between a pipe and another descriptor inside the kernel.
+    SPLICE = "splice": Splice IORING_OP_SPLICE since "5.7", mirrors "splice(2)", owns [];
+    /// Duplicates data from one pipe into another.
+    TEE = "tee": Tee IORING_OP_TEE since "5.8", mirrors "tee(2)", owns [];
+    /// Reads a file's metadata into a `struct statx` the kernel fills.
+    STATX = "statx": Statx IORING_OP_STATX since "5.6", mirrors "statx(2)",
+        owns [Path, Statx];
+    /// Closes a descriptor (or, with `fixed_file`, empties a registered slot).
+    CLOSE = "close": Close IORING_OP_CLOSE since "5.6", mirrors "close(2)", owns [];
+}
 
 /// With `file_index`, the file goes into that fixed slot instead of the descriptor table, and
 /// `O_CLOEXEC` is dropped: the kernel refuses it for a slot, which no `exec` can inherit.
@@ -76,40 +81,44 @@ pub fn openat(
     Prepared {
         op: &OPENAT,
         entry,
-        owned: Lent::Path(path),
+        lent: Lent::Path(path),
     }
 }
 
 /// `offset` is `u64::MAX` for the file's current position.
 pub fn read(fd: i32, destination: IoBuf, offset: u64) -> Prepared {
-    let entry = opcode::Read::new(Fd(fd), destination.as_mut_ptr(), capacity_u32(&destination))
-        .offset(offset)
-        .build();
+    let entry = opcode::Read::new(
+        Fd(fd),
+        destination.as_mut_ptr(),
+        capped_u32(destination.capacity()),
+    )
+    .offset(offset)
+    .build();
     Prepared {
         op: &READ,
         entry,
-        owned: Lent::ReadBuffer(destination),
+        lent: Lent::ReadBuffer(destination),
     }
 }
 
 pub fn write(fd: i32, source: Source, offset: u64) -> Prepared {
-    let (ptr, len, owned) = source.into_parts();
+    let (ptr, len, lent) = source.into_parts();
     let entry = opcode::Write::new(Fd(fd), ptr, len).offset(offset).build();
     Prepared {
         op: &WRITE,
         entry,
-        owned,
+        lent,
     }
 }
 
 /// `offset` is `u64::MAX` for the file's current position.
 pub fn read_into(fd: i32, destination: HeldBuffer, offset: u64) -> Prepared {
-    let (ptr, len, owned) = destination_parts(destination);
+    let (ptr, len, lent) = destination_parts(destination);
     let entry = opcode::Read::new(Fd(fd), ptr, len).offset(offset).build();
     Prepared {
         op: &READ_INTO,
         entry,
-        owned,
+        lent,
     }
 }
 
@@ -117,102 +126,9 @@ pub fn close(fd: i32) -> Prepared {
     Prepared {
         op: &CLOSE,
         entry: opcode::Close::new(Fd(fd)).build(),
-        owned: Lent::Nothing,
+        lent: Lent::Nothing,
     }
 }
-
-/// Buffers are capped at `MAX_BYTE_COUNT` when made, so this never truncates.
-pub(crate) fn capacity_u32(buf: &IoBuf) -> u32 {
-    u32::try_from(buf.capacity()).expect("buffer sizes are capped at 2**31 - 1")
-}
-
-/// `readv(2)` / `preadv(2)`; owns the iovecs and their buffers.
-pub const READV: OpInfo = OpInfo {
-    method: "prep_readv",
-    opcode: opcode::Readv::CODE,
-    opcode_name: "IORING_OP_READV",
-    since: "5.1",
-};
-
-/// `writev(2)` / `pwritev(2)`; owns the iovecs and copies of the data.
-pub const WRITEV: OpInfo = OpInfo {
-    method: "prep_writev",
-    opcode: opcode::Writev::CODE,
-    opcode_name: "IORING_OP_WRITEV",
-    since: "5.1",
-};
-
-/// `fsync(2)` / `fdatasync(2)`; owns nothing.
-pub const FSYNC: OpInfo = OpInfo {
-    method: "prep_fsync",
-    opcode: opcode::Fsync::CODE,
-    opcode_name: "IORING_OP_FSYNC",
-    since: "5.1",
-};
-
-/// `fallocate(2)`; owns nothing.
-pub const FALLOCATE: OpInfo = OpInfo {
-    method: "prep_fallocate",
-    opcode: opcode::Fallocate::CODE,
-    opcode_name: "IORING_OP_FALLOCATE",
-    since: "5.6",
-};
-
-/// `ftruncate(2)`; owns nothing.
-pub const FTRUNCATE: OpInfo = OpInfo {
-    method: "prep_ftruncate",
-    opcode: opcode::Ftruncate::CODE,
-    opcode_name: "IORING_OP_FTRUNCATE",
-    since: "6.9",
-};
-
-/// `posix_fadvise(2)`; owns nothing.
-pub const FADVISE: OpInfo = OpInfo {
-    method: "prep_fadvise",
-    opcode: opcode::Fadvise::CODE,
-    opcode_name: "IORING_OP_FADVISE",
-    since: "5.6",
-};
-
-/// `splice(2)`; owns nothing.
-pub const SPLICE: OpInfo = OpInfo {
-    method: "prep_splice",
-    opcode: opcode::Splice::CODE,
-    opcode_name: "IORING_OP_SPLICE",
-    since: "5.7",
-};
-
-/// `tee(2)`; owns nothing.
-pub const TEE: OpInfo = OpInfo {
-    method: "prep_tee",
-    opcode: opcode::Tee::CODE,
-    opcode_name: "IORING_OP_TEE",
-    since: "5.8",
-};
-
-/// `sync_file_range(2)`; owns nothing.
-pub const SYNC_FILE_RANGE: OpInfo = OpInfo {
-    method: "prep_sync_file_range",
-    opcode: opcode::SyncFileRange::CODE,
-    opcode_name: "IORING_OP_SYNC_FILE_RANGE",
-    since: "5.2",
-};
-
-/// `openat2(2)`; owns the path and the `open_how`.
-pub const OPENAT2: OpInfo = OpInfo {
-    method: "prep_openat2",
-    opcode: opcode::OpenAt2::CODE,
-    opcode_name: "IORING_OP_OPENAT2",
-    since: "5.6",
-};
-
-/// `statx(2)`; owns the path and the `struct statx` the kernel fills.
-pub const STATX: OpInfo = OpInfo {
-    method: "prep_statx",
-    opcode: opcode::Statx::CODE,
-    opcode_name: "IORING_OP_STATX",
-    since: "5.6",
-};
 
 /// Buffers and the iovec array that points at them, owned together by a vectored read or
 /// write. The iovecs live in a boxed slice, so their address is stable once built.
@@ -282,7 +198,7 @@ pub fn readv(fd: i32, buffers: Vec<IoBuf>, offset: u64) -> Prepared {
     Prepared {
         op: &READV,
         entry,
-        owned: Lent::Other(vectored),
+        lent: Lent::Other(vectored),
     }
 }
 
@@ -298,7 +214,7 @@ pub fn writev(fd: i32, buffers: Vec<IoBuf>, offset: u64) -> Prepared {
     Prepared {
         op: &WRITEV,
         entry,
-        owned: Lent::Other(Box::new(vectored)),
+        lent: Lent::Other(Box::new(vectored)),
     }
 }
 
@@ -311,7 +227,7 @@ pub fn fsync(fd: i32, data_only: bool) -> Prepared {
     Prepared {
         op: &FSYNC,
         entry: opcode::Fsync::new(Fd(fd)).flags(flags).build(),
-        owned: Lent::Nothing,
+        lent: Lent::Nothing,
     }
 }
 
@@ -322,7 +238,7 @@ pub fn fallocate(fd: i32, offset: u64, length: u64, mode: i32) -> Prepared {
             .offset(offset)
             .mode(mode)
             .build(),
-        owned: Lent::Nothing,
+        lent: Lent::Nothing,
     }
 }
 
@@ -330,7 +246,7 @@ pub fn ftruncate(fd: i32, length: u64) -> Prepared {
     Prepared {
         op: &FTRUNCATE,
         entry: opcode::Ftruncate::new(Fd(fd), length).build(),
-        owned: Lent::Nothing,
+        lent: Lent::Nothing,
     }
 }
 
@@ -340,7 +256,7 @@ pub fn fadvise(fd: i32, offset: u64, length: i64, advice: i32) -> Prepared {
         entry: opcode::Fadvise::new(Fd(fd), length, advice)
             .offset(offset)
             .build(),
-        owned: Lent::Nothing,
+        lent: Lent::Nothing,
     }
 }
 
@@ -358,7 +274,7 @@ pub fn splice(
         entry: opcode::Splice::new(Fd(fd_in), offset_in, Fd(fd_out), offset_out, length)
             .flags(flags)
             .build(),
-        owned: Lent::Nothing,
+        lent: Lent::Nothing,
     }
 }
 
@@ -368,7 +284,7 @@ pub fn tee(fd_in: i32, fd_out: i32, length: u32, flags: u32) -> Prepared {
         entry: opcode::Tee::new(Fd(fd_in), Fd(fd_out), length)
             .flags(flags)
             .build(),
-        owned: Lent::Nothing,
+        lent: Lent::Nothing,
     }
 }
 
@@ -379,7 +295,7 @@ pub fn sync_file_range(fd: i32, offset: u64, length: u32, flags: u32) -> Prepare
             .offset(offset)
             .flags(flags)
             .build(),
-        owned: Lent::Nothing,
+        lent: Lent::Nothing,
     }
 }
 
@@ -416,7 +332,7 @@ pub fn openat2(
     Prepared {
         op: &OPENAT2,
         entry,
-        owned: Lent::Other(args),
+        lent: Lent::Other(args),
     }
 }
 
@@ -453,6 +369,6 @@ pub fn statx(dir_fd: i32, path: CString, flags: i32, mask: u32) -> Prepared {
     Prepared {
         op: &STATX,
         entry,
-        owned: Lent::Other(args),
+        lent: Lent::Other(args),
     }
 }

@@ -5,48 +5,26 @@ use std::ffi::CString;
 use io_uring::opcode;
 use io_uring::types::Fd;
 
-use super::{OpInfo, Prepared};
+use super::Prepared;
 use crate::mem::lent::Lent;
 
-/// `unlinkat(2)`, for files and (with `AT_REMOVEDIR`) directories; owns the path.
-pub const UNLINKAT: OpInfo = OpInfo {
-    method: "prep_unlinkat",
-    opcode: opcode::UnlinkAt::CODE,
-    opcode_name: "IORING_OP_UNLINKAT",
-    since: "5.11",
-};
-
-/// `renameat2(2)`; owns both paths.
-pub const RENAMEAT: OpInfo = OpInfo {
-    method: "prep_renameat",
-    opcode: opcode::RenameAt::CODE,
-    opcode_name: "IORING_OP_RENAMEAT",
-    since: "5.11",
-};
-
-/// `mkdirat(2)`; owns the path.
-pub const MKDIRAT: OpInfo = OpInfo {
-    method: "prep_mkdirat",
-    opcode: opcode::MkDirAt::CODE,
-    opcode_name: "IORING_OP_MKDIRAT",
-    since: "5.15",
-};
-
-/// `symlinkat(2)`; owns the target and the link path.
-pub const SYMLINKAT: OpInfo = OpInfo {
-    method: "prep_symlinkat",
-    opcode: opcode::SymlinkAt::CODE,
-    opcode_name: "IORING_OP_SYMLINKAT",
-    since: "5.15",
-};
-
-/// `linkat(2)`; owns both paths.
-pub const LINKAT: OpInfo = OpInfo {
-    method: "prep_linkat",
-    opcode: opcode::LinkAt::CODE,
-    opcode_name: "IORING_OP_LINKAT",
-    since: "5.15",
-};
+operations! {
+    /// Removes a file or (with `AT_REMOVEDIR`) an empty directory.
+    UNLINKAT = "unlinkat": UnlinkAt IORING_OP_UNLINKAT since "5.11", mirrors "unlinkat(2)",
+        owns [Path];
+    /// Renames a file.
+    RENAMEAT = "renameat": RenameAt IORING_OP_RENAMEAT since "5.11", mirrors "renameat2(2)",
+        owns [Paths];
+    /// Makes a directory.
+    MKDIRAT = "mkdirat": MkDirAt IORING_OP_MKDIRAT since "5.15", mirrors "mkdirat(2)",
+        owns [Path];
+    /// Makes a symbolic link.
+    SYMLINKAT = "symlinkat": SymlinkAt IORING_OP_SYMLINKAT since "5.15",
+        mirrors "symlinkat(2)", owns [Paths];
+    /// Makes a hard link.
+    LINKAT = "linkat": LinkAt IORING_OP_LINKAT since "5.15", mirrors "linkat(2)",
+        owns [Paths];
+}
 
 pub fn unlinkat(dir_fd: i32, path: CString, flags: i32) -> Prepared {
     let entry = opcode::UnlinkAt::new(Fd(dir_fd), path.as_ptr())
@@ -55,7 +33,7 @@ pub fn unlinkat(dir_fd: i32, path: CString, flags: i32) -> Prepared {
     Prepared {
         op: &UNLINKAT,
         entry,
-        owned: Lent::Path(path),
+        lent: Lent::Path(path),
     }
 }
 
@@ -66,7 +44,7 @@ pub fn renameat(old: (i32, CString), new: (i32, CString), flags: u32) -> Prepare
     Prepared {
         op: &RENAMEAT,
         entry,
-        owned: Lent::Other(Box::new((old.1, new.1))),
+        lent: Lent::Other(Box::new((old.1, new.1))),
     }
 }
 
@@ -77,7 +55,7 @@ pub fn mkdirat(dir_fd: i32, path: CString, mode: u32) -> Prepared {
     Prepared {
         op: &MKDIRAT,
         entry,
-        owned: Lent::Path(path),
+        lent: Lent::Path(path),
     }
 }
 
@@ -86,7 +64,7 @@ pub fn symlinkat(target: CString, dir_fd: i32, link_path: CString) -> Prepared {
     Prepared {
         op: &SYMLINKAT,
         entry,
-        owned: Lent::Other(Box::new((target, link_path))),
+        lent: Lent::Other(Box::new((target, link_path))),
     }
 }
 
@@ -97,6 +75,6 @@ pub fn linkat(old: (i32, CString), new: (i32, CString), flags: i32) -> Prepared 
     Prepared {
         op: &LINKAT,
         entry,
-        owned: Lent::Other(Box::new((old.1, new.1))),
+        lent: Lent::Other(Box::new((old.1, new.1))),
     }
 }

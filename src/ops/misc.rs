@@ -4,80 +4,35 @@
 use io_uring::opcode;
 use io_uring::types::{CancelBuilder, Fd, TimeoutFlags, Timespec};
 
-use super::{OpInfo, Prepared};
+use super::Prepared;
 use crate::mem::lent::Lent;
 
-/// `IORING_OP_NOP`: completes at once with result 0; owns nothing. For measuring the ring's own
-/// cost and for waking a waiting thread through a completion.
-pub const NOP: OpInfo = OpInfo {
-    method: "prep_nop",
-    opcode: opcode::Nop::CODE,
-    opcode_name: "IORING_OP_NOP",
-    since: "5.1",
-};
-
-/// Cancels queued operations by `user_data`, by file descriptor, or all of them; owns nothing.
-pub const CANCEL: OpInfo = OpInfo {
-    method: "prep_cancel",
-    opcode: opcode::AsyncCancel::CODE,
-    opcode_name: "IORING_OP_ASYNC_CANCEL",
-    since: "5.5",
-};
-
-/// A timer that completes after a time or after a number of other completions; owns its
-/// timespec.
-pub const TIMEOUT: OpInfo = OpInfo {
-    method: "prep_timeout",
-    opcode: opcode::Timeout::CODE,
-    opcode_name: "IORING_OP_TIMEOUT",
-    since: "5.4",
-};
-
-/// Removes a pending timeout; owns nothing.
-pub const TIMEOUT_REMOVE: OpInfo = OpInfo {
-    method: "prep_timeout_remove",
-    opcode: opcode::TimeoutRemove::CODE,
-    opcode_name: "IORING_OP_TIMEOUT_REMOVE",
-    since: "5.5",
-};
-
-/// A deadline for the operation linked before it; owns its timespec.
-pub const LINK_TIMEOUT: OpInfo = OpInfo {
-    method: "prep_link_timeout",
-    opcode: opcode::LinkTimeout::CODE,
-    opcode_name: "IORING_OP_LINK_TIMEOUT",
-    since: "5.5",
-};
-
-/// `poll(2)` on one descriptor, once or (5.13+) repeatedly; owns nothing.
-pub const POLL_ADD: OpInfo = OpInfo {
-    method: "prep_poll_add",
-    opcode: opcode::PollAdd::CODE,
-    opcode_name: "IORING_OP_POLL_ADD",
-    since: "5.1",
-};
-
-/// Removes a pending poll; owns nothing.
-pub const POLL_REMOVE: OpInfo = OpInfo {
-    method: "prep_poll_remove",
-    opcode: opcode::PollRemove::CODE,
-    opcode_name: "IORING_OP_POLL_REMOVE",
-    since: "5.1",
-};
-
-/// Posts a completion to another ring; owns nothing.
-pub const MSG_RING: OpInfo = OpInfo {
-    method: "prep_msg_ring",
-    opcode: opcode::MsgRingData::CODE,
-    opcode_name: "IORING_OP_MSG_RING",
-    since: "5.18",
-};
+operations! {
+    /// Completes at once with result 0: the ring's own cost, or a completion to wake a loop.
+    NOP = "nop": Nop IORING_OP_NOP since "5.1", owns [];
+    /// Cancels operations in flight by `user_data`, by descriptor, or all of them.
+    CANCEL = "cancel": AsyncCancel IORING_OP_ASYNC_CANCEL since "5.5", owns [];
+    /// A timer that completes after a time, or after a number of other completions.
+    TIMEOUT = "timeout": Timeout IORING_OP_TIMEOUT since "5.4", owns [Timespec];
+    /// Removes a pending timeout.
+    TIMEOUT_REMOVE = "timeout_remove": TimeoutRemove IORING_OP_TIMEOUT_REMOVE since "5.5",
+        owns [];
+    /// A deadline for the operation linked before it.
+    LINK_TIMEOUT = "link_timeout": LinkTimeout IORING_OP_LINK_TIMEOUT since "5.5",
+        owns [Timespec];
+    /// Waits for a descriptor to become ready, once or (5.13+) repeatedly.
+    POLL_ADD = "poll_add": PollAdd IORING_OP_POLL_ADD since "5.1", mirrors "poll(2)", owns [];
+    /// Removes a pending poll.
+    POLL_REMOVE = "poll_remove": PollRemove IORING_OP_POLL_REMOVE since "5.1", owns [];
+    /// Posts a completion to another ring.
+    MSG_RING = "msg_ring": MsgRingData IORING_OP_MSG_RING since "5.18", owns [];
+}
 
 pub fn nop() -> Prepared {
     Prepared {
         op: &NOP,
         entry: opcode::Nop::new().build(),
-        owned: Lent::Nothing,
+        lent: Lent::Nothing,
     }
 }
 
@@ -85,7 +40,7 @@ pub fn cancel(target: CancelBuilder) -> Prepared {
     Prepared {
         op: &CANCEL,
         entry: opcode::AsyncCancel2::new(target).build(),
-        owned: Lent::Nothing,
+        lent: Lent::Nothing,
     }
 }
 
@@ -102,7 +57,7 @@ pub fn timeout(timespec: Box<Timespec>, count: u32, absolute: bool) -> Prepared 
     Prepared {
         op: &TIMEOUT,
         entry,
-        owned: Lent::Other(timespec),
+        lent: Lent::Other(timespec),
     }
 }
 
@@ -110,7 +65,7 @@ pub fn timeout_remove(user_data: u64) -> Prepared {
     Prepared {
         op: &TIMEOUT_REMOVE,
         entry: opcode::TimeoutRemove::new(user_data).build(),
-        owned: Lent::Nothing,
+        lent: Lent::Nothing,
     }
 }
 
@@ -118,7 +73,7 @@ pub fn link_timeout(timespec: Box<Timespec>) -> Prepared {
     Prepared {
         op: &LINK_TIMEOUT,
         entry: opcode::LinkTimeout::new(&*timespec).build(),
-        owned: Lent::Other(timespec),
+        lent: Lent::Other(timespec),
     }
 }
 
@@ -128,7 +83,7 @@ pub fn poll_add(fd: i32, events: u32, multishot: bool) -> Prepared {
         entry: opcode::PollAdd::new(Fd(fd), events)
             .multi(multishot)
             .build(),
-        owned: Lent::Nothing,
+        lent: Lent::Nothing,
     }
 }
 
@@ -136,7 +91,7 @@ pub fn poll_remove(user_data: u64) -> Prepared {
     Prepared {
         op: &POLL_REMOVE,
         entry: opcode::PollRemove::new(user_data).build(),
-        owned: Lent::Nothing,
+        lent: Lent::Nothing,
     }
 }
 
@@ -144,6 +99,6 @@ pub fn msg_ring(ring_fd: i32, result: i32, user_data: u64) -> Prepared {
     Prepared {
         op: &MSG_RING,
         entry: opcode::MsgRingData::new(Fd(ring_fd), result, user_data, None).build(),
-        owned: Lent::Nothing,
+        lent: Lent::Nothing,
     }
 }

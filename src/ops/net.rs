@@ -6,8 +6,7 @@ use io_uring::squeue::Flags;
 use io_uring::types::{DestinationSlot, Fd};
 use pyo3::prelude::*;
 
-use super::files::capacity_u32;
-use super::{destination_parts, OpInfo, Prepared, Source};
+use super::{capped_u32, destination_parts, Operation, Prepared, Source};
 use crate::mem::caller_buffer::HeldBuffer;
 use crate::mem::io_buf::IoBuf;
 use crate::mem::lent::{Lent, LentMemory, Report};
@@ -15,120 +14,49 @@ use crate::mem::socket_address::{self, SocketAddress};
 use crate::resources::buffer_group::Armed;
 use crate::resources::provided_buffer::ProvidedBuffer;
 
-/// `socket(2)`; owns nothing.
-pub const SOCKET: OpInfo = OpInfo {
-    method: "prep_create_socket",
-    opcode: opcode::Socket::CODE,
-    opcode_name: "IORING_OP_SOCKET",
-    since: "5.19",
-};
-
-/// `connect(2)` to an IPv4 address; owns the `sockaddr_in`.
-pub const CONNECT_V4: OpInfo = OpInfo {
-    method: "prep_connect_v4",
-    opcode: opcode::Connect::CODE,
-    opcode_name: "IORING_OP_CONNECT",
-    since: "5.5",
-};
-
-/// `connect(2)` to an IPv6 address; owns the `sockaddr_in6`.
-pub const CONNECT_V6: OpInfo = OpInfo {
-    method: "prep_connect_v6",
-    opcode: opcode::Connect::CODE,
-    opcode_name: "IORING_OP_CONNECT",
-    since: "5.5",
-};
-
-/// `connect(2)` to any socket address (IPv4, IPv6, AF_UNIX); owns the socket address.
-pub const CONNECT: OpInfo = OpInfo {
-    method: "prep_connect",
-    opcode: opcode::Connect::CODE,
-    opcode_name: "IORING_OP_CONNECT",
-    since: "5.5",
-};
-
-/// `accept4(2)`; owns the peer's `sockaddr_storage` and its length when asked for the address.
-pub const ACCEPT: OpInfo = OpInfo {
-    method: "prep_accept",
-    opcode: opcode::Accept::CODE,
-    opcode_name: "IORING_OP_ACCEPT",
-    since: "5.5",
-};
-
-/// `bind(2)`; owns the socket address.
-pub const BIND: OpInfo = OpInfo {
-    method: "prep_bind",
-    opcode: opcode::Bind::CODE,
-    opcode_name: "IORING_OP_BIND",
-    since: "6.11",
-};
-
-/// `listen(2)`; owns nothing.
-pub const LISTEN: OpInfo = OpInfo {
-    method: "prep_listen",
-    opcode: opcode::Listen::CODE,
-    opcode_name: "IORING_OP_LISTEN",
-    since: "6.11",
-};
-
-/// `shutdown(2)`; owns nothing.
-pub const SHUTDOWN: OpInfo = OpInfo {
-    method: "prep_shutdown",
-    opcode: opcode::Shutdown::CODE,
-    opcode_name: "IORING_OP_SHUTDOWN",
-    since: "5.11",
-};
-
-/// `sendto(2)`, as a `sendmsg(2)`; owns the msghdr, its iovec, the address and a copy of the
-/// data.
-pub const SENDTO: OpInfo = OpInfo {
-    method: "prep_sendto",
-    opcode: opcode::SendMsg::CODE,
-    opcode_name: "IORING_OP_SENDMSG",
-    since: "5.3",
-};
-
-/// `recvfrom(2)`, as a `recvmsg(2)`; owns the msghdr, its iovec, the destination buffer and a
-/// `sockaddr_storage` for the sender.
-pub const RECVFROM: OpInfo = OpInfo {
-    method: "prep_recvfrom",
-    opcode: opcode::RecvMsg::CODE,
-    opcode_name: "IORING_OP_RECVMSG",
-    since: "5.3",
-};
-
-/// `send(2)`; owns a copy of the data.
-pub const SEND: OpInfo = OpInfo {
-    method: "prep_send",
-    opcode: opcode::Send::CODE,
-    opcode_name: "IORING_OP_SEND",
-    since: "5.6",
-};
-
-/// `send(2)` without copying (the two-completion protocol); holds an export of the caller's
-/// buffer until the notification completion.
-pub const SEND_ZC: OpInfo = OpInfo {
-    method: "prep_send_zc",
-    opcode: opcode::SendZc::CODE,
-    opcode_name: "IORING_OP_SEND_ZC",
-    since: "6.0",
-};
-
-/// `recv(2)`; owns the destination buffer (or, with a buffer group, keeps the group alive).
-pub const RECV: OpInfo = OpInfo {
-    method: "prep_recv",
-    opcode: opcode::Recv::CODE,
-    opcode_name: "IORING_OP_RECV",
-    since: "5.6",
-};
-
-/// `recv(2)` into the caller's buffer; holds an export of it.
-pub const RECV_INTO: OpInfo = OpInfo {
-    method: "prep_recv_into",
-    opcode: opcode::Recv::CODE,
-    opcode_name: "IORING_OP_RECV",
-    since: "5.6",
-};
+operations! {
+    /// Creates a socket, giving its descriptor.
+    SOCKET = "create_socket": Socket IORING_OP_SOCKET since "5.19", mirrors "socket(2)",
+        owns [];
+    /// Connects a socket to an IPv4 address given as text or an `IPv4Address`.
+    CONNECT_V4 = "connect_v4": Connect IORING_OP_CONNECT since "5.5", mirrors "connect(2)",
+        owns [SocketAddress];
+    /// Connects a socket to an IPv6 address given as text or an `IPv6Address`.
+    CONNECT_V6 = "connect_v6": Connect IORING_OP_CONNECT since "5.5", mirrors "connect(2)",
+        owns [SocketAddress];
+    /// Connects a socket to any address in the `socket` module's forms.
+    CONNECT = "connect": Connect IORING_OP_CONNECT since "5.5", mirrors "connect(2)",
+        owns [SocketAddress];
+    /// Gives a socket its local address.
+    BIND = "bind": Bind IORING_OP_BIND since "6.11", mirrors "bind(2)", owns [SocketAddress];
+    /// Makes a bound socket accept connections.
+    LISTEN = "listen": Listen IORING_OP_LISTEN since "6.11", mirrors "listen(2)", owns [];
+    /// Takes a connection (or, multishot, connection after connection) off a listener.
+    ACCEPT = "accept": Accept IORING_OP_ACCEPT since "5.5", mirrors "accept4(2)",
+        owns [PeerAddress];
+    /// Sends the ring's copy of the data, or the caller's buffer in place.
+    SEND = "send": Send IORING_OP_SEND since "5.6", mirrors "send(2)",
+        owns [RingBuffer, CallerBuffer];
+    /// Sends from the caller's buffer without copying; a notification says when the kernel
+    /// no longer reads it.
+    SEND_ZC = "send_zc": SendZc IORING_OP_SEND_ZC since "6.0", mirrors "send(2)",
+        owns [CallerBuffer], refuses [DrainedRing];
+    /// Sends a copy of the data to an address, as a `sendmsg(2)`.
+    SENDTO = "sendto": SendMsg IORING_OP_SENDMSG since "5.3", mirrors "sendmsg(2)",
+        owns [MessageHeader, SocketAddress, RingBuffer];
+    /// Receives into a buffer of the ring's, or one the kernel picks from a buffer group.
+    RECV = "recv": Recv IORING_OP_RECV since "5.6", mirrors "recv(2)",
+        owns [RingBuffer, BufferGroup];
+    /// Receives into the caller's buffer, in place.
+    RECV_INTO = "recv_into": Recv IORING_OP_RECV since "5.6", mirrors "recv(2)",
+        owns [WritableCallerBuffer];
+    /// Receives data and the sender's address, as a `recvmsg(2)`.
+    RECVFROM = "recvfrom": RecvMsg IORING_OP_RECVMSG since "5.3", mirrors "recvmsg(2)",
+        owns [MessageHeader, RingBuffer];
+    /// Shuts down one or both directions of a connection.
+    SHUTDOWN = "shutdown": Shutdown IORING_OP_SHUTDOWN since "5.11", mirrors "shutdown(2)",
+        owns [];
+}
 
 /// `type_flags` already carries `SOCK_CLOEXEC` and, if asked, `SOCK_NONBLOCK`. With
 /// `file_index`, the socket goes into that fixed slot instead of the descriptor table, and
@@ -145,7 +73,7 @@ pub fn socket(
         entry: opcode::Socket::new(domain, type_flags, protocol)
             .file_index(file_index)
             .build(),
-        owned: Lent::Nothing,
+        lent: Lent::Nothing,
     }
 }
 
@@ -159,34 +87,34 @@ fn without_cloexec(flags: i32, file_index: Option<DestinationSlot>) -> i32 {
 }
 
 /// `op` is the method that asked: `prep_connect`, `prep_connect_v4` or `prep_connect_v6`.
-pub fn connect(op: &'static OpInfo, fd: i32, address: Box<SocketAddress>) -> Prepared {
+pub fn connect(op: &'static Operation, fd: i32, address: Box<SocketAddress>) -> Prepared {
     let (ptr, len) = address.as_ptr_and_len();
     Prepared {
         op,
         entry: opcode::Connect::new(Fd(fd), ptr, len).build(),
-        owned: Lent::Address(address),
+        lent: Lent::Address(address),
     }
 }
 
 pub fn send(fd: i32, source: Source, msg_flags: i32) -> Prepared {
-    let (ptr, len, owned) = source.into_parts();
+    let (ptr, len, lent) = source.into_parts();
     Prepared {
         op: &SEND,
         entry: opcode::Send::new(Fd(fd), ptr, len).flags(msg_flags).build(),
-        owned,
+        lent,
     }
 }
 
 /// The first completion carries the result and `IORING_CQE_F_MORE`; the buffer stays held
 /// (the in-flight slot is kept while MORE is set) until the notification, which has no MORE.
 pub fn send_zc(fd: i32, source: Source, msg_flags: i32) -> Prepared {
-    let (ptr, len, owned) = source.into_parts();
+    let (ptr, len, lent) = source.into_parts();
     Prepared {
         op: &SEND_ZC,
         entry: opcode::SendZc::new(Fd(fd), ptr, len)
             .flags(msg_flags)
             .build(),
-        owned,
+        lent,
     }
 }
 
@@ -257,26 +185,30 @@ pub fn recv_select(
     Prepared {
         op: &RECV,
         entry,
-        owned: Lent::Other(Box::new(GroupReceive { group, bundle })),
+        lent: Lent::Other(Box::new(GroupReceive { group, bundle })),
     }
 }
 
 pub fn recv_into(fd: i32, destination: HeldBuffer, msg_flags: i32) -> Prepared {
-    let (ptr, len, owned) = destination_parts(destination);
+    let (ptr, len, lent) = destination_parts(destination);
     Prepared {
         op: &RECV_INTO,
         entry: opcode::Recv::new(Fd(fd), ptr, len).flags(msg_flags).build(),
-        owned,
+        lent,
     }
 }
 
 pub fn recv(fd: i32, destination: IoBuf, msg_flags: i32) -> Prepared {
     Prepared {
         op: &RECV,
-        entry: opcode::Recv::new(Fd(fd), destination.as_mut_ptr(), capacity_u32(&destination))
-            .flags(msg_flags)
-            .build(),
-        owned: Lent::ReadBuffer(destination),
+        entry: opcode::Recv::new(
+            Fd(fd),
+            destination.as_mut_ptr(),
+            capped_u32(destination.capacity()),
+        )
+        .flags(msg_flags)
+        .build(),
+        lent: Lent::ReadBuffer(destination),
     }
 }
 
@@ -318,7 +250,7 @@ pub fn accept(
                 .flags(accept_flags)
                 .allocate_file_index(file_index.is_some())
                 .build(),
-            owned: Lent::Nothing,
+            lent: Lent::Nothing,
         };
     }
     if !peer_address {
@@ -328,7 +260,7 @@ pub fn accept(
                 .flags(accept_flags)
                 .file_index(file_index)
                 .build(),
-            owned: Lent::Nothing,
+            lent: Lent::Nothing,
         };
     }
     let mut peer = Box::new(PeerAddress {
@@ -346,7 +278,7 @@ pub fn accept(
             .flags(accept_flags)
             .file_index(file_index)
             .build(),
-        owned: Lent::Other(peer),
+        lent: Lent::Other(peer),
     }
 }
 
@@ -355,7 +287,7 @@ pub fn bind(fd: i32, address: Box<SocketAddress>) -> Prepared {
     Prepared {
         op: &BIND,
         entry: opcode::Bind::new(Fd(fd), ptr, len).build(),
-        owned: Lent::Address(address),
+        lent: Lent::Address(address),
     }
 }
 
@@ -363,7 +295,7 @@ pub fn listen(fd: i32, backlog: i32) -> Prepared {
     Prepared {
         op: &LISTEN,
         entry: opcode::Listen::new(Fd(fd), backlog).build(),
-        owned: Lent::Nothing,
+        lent: Lent::Nothing,
     }
 }
 
@@ -372,7 +304,7 @@ pub fn shutdown(fd: i32, how: i32) -> Prepared {
     Prepared {
         op: &SHUTDOWN,
         entry: opcode::Shutdown::new(Fd(fd), how).build(),
-        owned: Lent::Nothing,
+        lent: Lent::Nothing,
     }
 }
 
@@ -418,7 +350,7 @@ pub fn sendto(fd: i32, data: IoBuf, address: SocketAddress, msg_flags: i32) -> P
         entry: opcode::SendMsg::new(Fd(fd), header)
             .flags(msg_flags as u32)
             .build(),
-        owned: Lent::Other(message),
+        lent: Lent::Other(message),
     }
 }
 
@@ -478,6 +410,6 @@ pub fn recvfrom(fd: i32, destination: IoBuf, msg_flags: i32) -> Prepared {
         entry: opcode::RecvMsg::new(Fd(fd), header)
             .flags(msg_flags as u32)
             .build(),
-        owned: Lent::Other(message),
+        lent: Lent::Other(message),
     }
 }

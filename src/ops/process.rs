@@ -3,16 +3,14 @@
 use io_uring::opcode;
 use pyo3::prelude::*;
 
-use super::{OpInfo, Prepared};
+use super::Prepared;
 use crate::mem::lent::{Lent, LentMemory, Report};
 
-/// `waitid(2)`; owns the `siginfo_t` the kernel fills.
-pub const WAITID: OpInfo = OpInfo {
-    method: "prep_waitid",
-    opcode: opcode::WaitId::CODE,
-    opcode_name: "IORING_OP_WAITID",
-    since: "6.7",
-};
+operations! {
+    /// Waits for a child process to change state; the kernel fills a `siginfo_t`.
+    WAITID = "waitid": WaitId IORING_OP_WAITID since "6.7", mirrors "waitid(2)",
+        owns [Siginfo];
+}
 
 struct WaitIdResult(Box<libc::siginfo_t>);
 
@@ -48,6 +46,6 @@ pub fn waitid(idtype: libc::idtype_t, id: libc::id_t, options: i32) -> Prepared 
     Prepared {
         op: &WAITID,
         entry,
-        owned: Lent::Other(info),
+        lent: Lent::Other(info),
     }
 }

@@ -6,33 +6,21 @@ use std::sync::Arc;
 use io_uring::opcode;
 use io_uring::types::{Fd, Fixed};
 
-use super::{files, OpInfo, Prepared};
+use super::{files, Prepared};
 use crate::mem::lent::Lent;
 use crate::resources::registered_buffers::RegisteredBuffers;
 
-/// `pread(2)` / `read(2)` into a registered buffer; holds a reference to the registration.
-pub const READ_FIXED: OpInfo = OpInfo {
-    method: "prep_read_fixed",
-    opcode: opcode::ReadFixed::CODE,
-    opcode_name: "IORING_OP_READ_FIXED",
-    since: "5.1",
-};
-
-/// `pwrite(2)` / `write(2)` from a registered buffer; holds a reference to the registration.
-pub const WRITE_FIXED: OpInfo = OpInfo {
-    method: "prep_write_fixed",
-    opcode: opcode::WriteFixed::CODE,
-    opcode_name: "IORING_OP_WRITE_FIXED",
-    since: "5.1",
-};
-
-/// Installs the file in a fixed slot as a regular descriptor; owns nothing.
-pub const FIXED_FD_INSTALL: OpInfo = OpInfo {
-    method: "prep_fixed_fd_install",
-    opcode: opcode::FixedFdInstall::CODE,
-    opcode_name: "IORING_OP_FIXED_FD_INSTALL",
-    since: "6.8",
-};
+operations! {
+    /// Reads into a registered buffer.
+    READ_FIXED = "read_fixed": ReadFixed IORING_OP_READ_FIXED since "5.1", mirrors "read(2)",
+        owns [RegisteredBuffers];
+    /// Writes from a registered buffer.
+    WRITE_FIXED = "write_fixed": WriteFixed IORING_OP_WRITE_FIXED since "5.1",
+        mirrors "write(2)", owns [RegisteredBuffers];
+    /// Installs the file of a registered slot as a regular descriptor.
+    FIXED_FD_INSTALL = "fixed_fd_install": FixedFdInstall IORING_OP_FIXED_FD_INSTALL
+        since "6.8", owns [];
+}
 
 /// The address of byte `start` of registered buffer `index`, which the caller has checked
 /// (`start + count` is within the buffer).
@@ -57,7 +45,7 @@ pub fn read_fixed(
         entry: opcode::ReadFixed::new(Fd(fd), ptr, count, index)
             .offset(offset)
             .build(),
-        owned: Lent::Shared(buffers),
+        lent: Lent::Shared(buffers),
     }
 }
 
@@ -76,7 +64,7 @@ pub fn write_fixed(
         entry: opcode::WriteFixed::new(Fd(fd), ptr, count, index)
             .offset(offset)
             .build(),
-        owned: Lent::Shared(buffers),
+        lent: Lent::Shared(buffers),
     }
 }
 
@@ -86,7 +74,7 @@ pub fn close_slot(slot: u32) -> Prepared {
     Prepared {
         op: &files::CLOSE,
         entry: opcode::Close::new(Fixed(slot)).build(),
-        owned: Lent::Nothing,
+        lent: Lent::Nothing,
     }
 }
 
@@ -99,6 +87,6 @@ pub fn fixed_fd_install(slot: u32, cloexec: bool) -> Prepared {
     Prepared {
         op: &FIXED_FD_INSTALL,
         entry: opcode::FixedFdInstall::new(Fixed(slot), flags).build(),
-        owned: Lent::Nothing,
+        lent: Lent::Nothing,
     }
 }
