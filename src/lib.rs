@@ -1,35 +1,33 @@
 //! Century Ring's native core: Python bindings to Linux io_uring.
+//!
+//! Layers, each importing only those below it: `base` (errors, arguments, fork detection,
+//! kernel support, valgrind hints), `mem` (memory the kernel may touch), `resources` (what a
+//! ring registers), `ops` (the operations, declared once each), `engine` (a ring: queueing,
+//! waiting, reaping, closing) and `py` (the Python face). This file only registers the module.
 
 mod base;
-mod buffer_ring;
-mod completion;
-mod face;
-mod inflight;
+mod engine;
 mod mem;
-mod operations;
 mod ops;
+mod py;
 mod resources;
-mod ring;
-mod ring_state;
-mod setup;
-mod sqe_flags;
 
 use pyo3::prelude::*;
 
-// `gil_used`: the ring's busy flag (`ring::Exclusive`) relies on the GIL, so a free-threaded
-// interpreter must keep it enabled while this module is loaded.
+// `gil_used`: the ring's busy flag (`py::exclusive::Exclusive`) relies on the GIL, so a
+// free-threaded interpreter must keep it enabled while this module is loaded.
 #[pymodule(gil_used = true)]
 fn _century_ring(m: &Bound<'_, PyModule>) -> PyResult<()> {
     base::fork::install_handler();
-    m.add_class::<ring::IoUring>()?;
-    m.add_class::<completion::CompletionEvent>()?;
+    m.add_class::<py::io_uring::IoUring>()?;
+    m.add_class::<engine::completion_event::CompletionEvent>()?;
     m.add_class::<mem::statx::StatxResult>()?;
-    m.add_class::<buffer_ring::BufferRing>()?;
+    m.add_class::<py::buffer_ring::BufferRing>()?;
     m.add_class::<resources::provided_buffer::ProvidedBuffer>()?;
-    m.add_function(wrap_pyfunction!(setup::make_io_ring, m)?)?;
-    m.add_function(wrap_pyfunction!(sqe_flags::make_sqe_flags, m)?)?;
-    m.add_function(wrap_pyfunction!(operations::_operations, m)?)?;
-    m.add("AT_FDCWD", ring::AT_FDCWD)?;
+    m.add_function(wrap_pyfunction!(py::make_io_ring::make_io_ring, m)?)?;
+    m.add_function(wrap_pyfunction!(py::sqe_flags::make_sqe_flags, m)?)?;
+    m.add_function(wrap_pyfunction!(py::operations::_operations, m)?)?;
+    m.add("AT_FDCWD", py::io_uring::AT_FDCWD)?;
     m.add("ALLOC_FILE_INDEX", resources::file_table::ALLOC_FILE_INDEX)?;
     Ok(())
 }

@@ -1,34 +1,18 @@
-//! Registered (fixed) files and buffers on `IoUring`: registering them, and the operations
-//! that use them.
+//! What an `IoUring` registers with the kernel from Python: its file table, buffers and
+//! eventfd. (Provided buffer rings have a file of their own.)
 
-use io_uring::squeue::Flags;
+use std::os::fd::{FromRawFd, OwnedFd};
+
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyInt, PyMemoryView};
 
-use super::{byte_range, offset_or_current};
 use crate::base::args::{self, int_in};
-use crate::base::errors::bad_arg;
-use crate::base::kernel_support::Feature;
+use crate::base::errors::{self, bad_arg};
 use crate::mem::caller_buffer::{Access, HeldBuffer};
-use crate::ops;
+use crate::py::io_uring::IoUring;
 use crate::resources::file_table::MAX_FILE_SLOTS;
 use crate::resources::registered_buffers::{MAX_BUFFERS, MAX_BUFFER_LEN};
-use crate::ring::IoUring;
-use crate::sqe_flags;
-
-impl IoUring {
-    /// `prep_close` of a fixed slot: `other_flags` are the caller's flags without
-    /// `fixed_file`.
-    pub(super) fn queue_close_slot(&self, slot: u32, other_flags: Flags) -> PyResult<u64> {
-        self.queue(other_flags, |ring| {
-            ring.support()
-                .require(Feature::DirectDescriptors, "prep_close")?;
-            ring.files().check_slot(slot, "prep_close", "slot")?;
-            Ok(ops::fixed::close_slot(slot))
-        })
-    }
-}
 
 /// The descriptors of a file table: ints, objects with `fileno()`, and `-1` or `None` for an
 /// empty slot; 1 to `MAX_FILE_SLOTS` of them.
@@ -213,135 +197,40 @@ impl IoUring {
         self.with_ring(|ring| ring.unregister_buffers())
     }
 
-    /// Queues a ``read(2)`` (or ``pread(2)`` at an offset) into a registered buffer
-    /// (``IORING_OP_READ_FIXED``, Linux 5.1). Reads ``count`` bytes into bytes
-    /// ``buffer_offset`` onwards of buffer ``buffer_index``, with no allocation, no copy and no
-    /// page pinning per read.
+    /// Registers an eventfd that the kernel signals whenever a completion is posted, so an
+    /// event loop can wait for completions with ``select``/``epoll`` next to other sources.
     ///
-    /// The completion's :attr:`~CompletionEvent.result` is the number of bytes read (``0`` at
-    /// end of file); its :attr:`~CompletionEvent.buffer` is ``None``: the data is in the
-    /// registered buffer, from ``buffer_offset`` on. Do not use that part of the buffer before
-    /// the completion arrives. The operation holds the registration until then, so
-    /// :meth:`unregister_buffers` or :meth:`close` cannot free the memory under it.
-    ///
-    /// :param fd: A file descriptor, an object with a ``fileno()`` method, or with
-    ///     ``fixed_file`` a registered file's slot.
-    /// :param buffer_index: Which registered buffer, as ordered in :meth:`register_buffers`.
-    /// :param offset: The file offset to read from, or ``-1`` to read from (and advance) the
-    ///     file's current position.
-    /// :param count: How many bytes to read at most; by default the rest of the buffer after
-    ///     ``buffer_offset``. ``O_DIRECT`` files need ``count``, ``offset`` and the address
-    ///     aligned to the device's block size (a page-aligned :class:`mmap.mmap` gives that).
-    /// :param buffer_offset: Where in the registered buffer the data goes; by default ``0``.
-    /// :param sqe_flags: Flags from :func:`make_sqe_flags`; ``skip_success`` is refused.
-    /// :returns: The operation's ``user_data``.
-    /// :raises ValueError: No buffers are registered, ``buffer_index`` is not one of them, or
-    ///     ``buffer_offset`` and ``count`` reach past the end of that buffer (the message
-    ///     gives the numbers).
-    #[pyo3(
-        signature = (fd, buffer_index, offset=None, count=None, buffer_offset=None, *, sqe_flags=None),
-        text_signature = "($self, fd, buffer_index, offset=-1, count=None, buffer_offset=0, *, sqe_flags=None)"
-    )]
-    #[allow(clippy::too_many_arguments)]
-    fn prep_read_fixed(
-        &self,
-        fd: &Bound<'_, PyAny>,
-        buffer_index: &Bound<'_, PyAny>,
-        offset: Option<&Bound<'_, PyAny>>,
-        count: Option<&Bound<'_, PyAny>>,
-        buffer_offset: Option<&Bound<'_, PyAny>>,
-        sqe_flags: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<u64> {
-        let fd = args::fd(fd, "fd")?;
-        let index = int_in(buffer_index, "buffer_index", 0, u16::MAX.into())? as u16;
-        let offset = offset_or_current(offset, "offset")?;
-        let range = byte_range(count, buffer_offset)?;
-        self.queue(sqe_flags::parse(sqe_flags)?, |ring| {
-            let (buffers, start, count) =
-                ring.buffers()
-                    .span(index, range, "prep_read_fixed", "read")?;
-            Ok(ops::fixed::read_fixed(
-                fd, buffers, index, start, count, offset,
-            ))
-        })
-    }
-
-    /// Queues a ``write(2)`` (or ``pwrite(2)`` at an offset) from a registered buffer
-    /// (``IORING_OP_WRITE_FIXED``, Linux 5.1): writes ``count`` bytes from bytes
-    /// ``buffer_offset`` onwards of buffer ``buffer_index``.
-    ///
-    /// The completion's :attr:`~CompletionEvent.result` is the number of bytes written, which
-    /// can be less than asked; its :attr:`~CompletionEvent.buffer` is ``None``. The kernel
-    /// reads the buffer at a time of its choosing: do not change that part of it before the
-    /// completion arrives. The operation holds the registration until then.
-    ///
-    /// :param fd: A file descriptor, an object with a ``fileno()`` method, or with
-    ///     ``fixed_file`` a registered file's slot.
-    /// :param buffer_index: Which registered buffer, as ordered in :meth:`register_buffers`.
-    /// :param offset: The file offset to write at, or ``-1`` to write at (and advance) the
-    ///     file's current position.
-    /// :param count: How many bytes to write; by default the rest of the buffer after
-    ///     ``buffer_offset``.
-    /// :param buffer_offset: Where in the registered buffer the data starts; by default ``0``.
-    /// :param sqe_flags: Flags from :func:`make_sqe_flags`; ``skip_success`` is refused.
-    /// :returns: The operation's ``user_data``.
-    /// :raises ValueError: No buffers are registered, ``buffer_index`` is not one of them, or
-    ///     ``buffer_offset`` and ``count`` reach past the end of that buffer.
-    #[pyo3(
-        signature = (fd, buffer_index, offset=None, count=None, buffer_offset=None, *, sqe_flags=None),
-        text_signature = "($self, fd, buffer_index, offset=-1, count=None, buffer_offset=0, *, sqe_flags=None)"
-    )]
-    #[allow(clippy::too_many_arguments)]
-    fn prep_write_fixed(
-        &self,
-        fd: &Bound<'_, PyAny>,
-        buffer_index: &Bound<'_, PyAny>,
-        offset: Option<&Bound<'_, PyAny>>,
-        count: Option<&Bound<'_, PyAny>>,
-        buffer_offset: Option<&Bound<'_, PyAny>>,
-        sqe_flags: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<u64> {
-        let fd = args::fd(fd, "fd")?;
-        let index = int_in(buffer_index, "buffer_index", 0, u16::MAX.into())? as u16;
-        let offset = offset_or_current(offset, "offset")?;
-        let range = byte_range(count, buffer_offset)?;
-        self.queue(sqe_flags::parse(sqe_flags)?, |ring| {
-            let (buffers, start, count) =
-                ring.buffers()
-                    .span(index, range, "prep_write_fixed", "write")?;
-            Ok(ops::fixed::write_fixed(
-                fd, buffers, index, start, count, offset,
-            ))
-        })
-    }
-
-    /// Queues the installation of the file in a registered slot as a regular file descriptor
-    /// (``IORING_OP_FIXED_FD_INSTALL``, Linux 6.8), for code that needs a descriptor, such as
-    /// :func:`os.fstat` or a :class:`socket.socket`. The slot keeps the file as well.
-    ///
-    /// The completion's :attr:`~CompletionEvent.result` is the new descriptor, which the
-    /// caller owns and closes.
-    ///
-    /// :param slot: The slot of the registered file table.
-    /// :param cloexec: Give the new descriptor ``O_CLOEXEC`` (the default);
-    ///     ``False`` passes ``IORING_FIXED_FD_NO_CLOEXEC``.
-    /// :param sqe_flags: Flags from :func:`make_sqe_flags` (``fixed_file`` is implied).
-    /// :returns: The operation's ``user_data``.
-    /// :raises ValueError: No file table is registered, or ``slot`` is outside it.
-    /// :raises NotImplementedError: The kernel lacks ``IORING_OP_FIXED_FD_INSTALL`` (Linux
-    ///     6.8).
-    #[pyo3(signature = (slot, *, cloexec=true, sqe_flags=None))]
-    fn prep_fixed_fd_install(
-        &self,
-        slot: &Bound<'_, PyAny>,
-        cloexec: bool,
-        sqe_flags: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<u64> {
-        let slot = int_in(slot, "slot", 0, (MAX_FILE_SLOTS - 1).into())? as u32;
-        self.queue(sqe_flags::parse(sqe_flags)?, |ring| {
-            ring.files()
-                .check_slot(slot, "prep_fixed_fd_install", "slot")?;
-            Ok(ops::fixed::fixed_fd_install(slot, cloexec))
+    /// :param event_fd: An existing eventfd (the caller keeps ownership), or ``None`` to have
+    ///     the ring create a non-blocking, close-on-exec one, which the ring owns and closes
+    ///     when it is closed.
+    /// :returns: The eventfd's file descriptor.
+    /// :raises OSError: ``event_fd`` is not an eventfd, or one is already registered.
+    #[pyo3(signature = (event_fd=None))]
+    fn register_eventfd(&self, event_fd: Option<&Bound<'_, PyAny>>) -> PyResult<i32> {
+        let given = event_fd
+            .filter(|fd| !fd.is_none())
+            .map(|fd| args::fd(fd, "event_fd"))
+            .transpose()?;
+        self.with_ring(|ring| match given {
+            Some(fd) => {
+                ring.register_eventfd(fd)
+                    .map_err(|err| errors::os_error(&err, "cannot register the eventfd"))?;
+                Ok(fd)
+            }
+            None => {
+                // SAFETY: eventfd takes no pointers.
+                let raw = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+                if raw < 0 {
+                    let err = std::io::Error::last_os_error();
+                    return Err(errors::os_error(&err, "cannot create an eventfd"));
+                }
+                // SAFETY: `raw` is a descriptor we just created and own.
+                let owned = unsafe { OwnedFd::from_raw_fd(raw) };
+                ring.register_eventfd(raw)
+                    .map_err(|err| errors::os_error(&err, "cannot register the eventfd"))?;
+                ring.set_owned_eventfd(owned);
+                Ok(raw)
+            }
         })
     }
 }

@@ -1,4 +1,5 @@
-//! The file operations of `IoUring`: open, read, write, close.
+//! The file operations of `IoUring`: open, read, write, close, vectored I/O, syncing, space
+//! management, splicing, and metadata.
 
 use io_uring::squeue::Flags;
 use pyo3::prelude::*;
@@ -8,9 +9,9 @@ use super::{byte_range, copy_of_range, destination_in, offset_or_current, source
 use crate::base::args::{self, int_in};
 use crate::base::errors;
 use crate::ops::files;
+use crate::py::io_uring::IoUring;
+use crate::py::sqe_flags;
 use crate::resources::file_table::FileIndex;
-use crate::ring::IoUring;
-use crate::sqe_flags;
 
 /// The most buffers one vectored read or write takes (`IOV_MAX`).
 const IOV_MAX: usize = 1024;

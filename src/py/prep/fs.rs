@@ -4,8 +4,8 @@ use pyo3::prelude::*;
 
 use crate::base::args;
 use crate::ops::fs;
-use crate::ring::IoUring;
-use crate::sqe_flags;
+use crate::py::io_uring::IoUring;
+use crate::py::sqe_flags;
 
 #[pymethods]
 impl IoUring {

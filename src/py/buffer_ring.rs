@@ -12,9 +12,9 @@ use crate::base::args::int_in;
 use crate::base::errors::bad_arg;
 use crate::base::kernel_support::Feature;
 use crate::ops::net;
+use crate::py::io_uring::IoUring;
+use crate::py::sqe_flags;
 use crate::resources::buffer_group::{Armed, Group, MAX_COUNT, MAX_SIZE, MAX_TOTAL};
-use crate::ring::IoUring;
-use crate::sqe_flags;
 
 /// A provided buffer ring registered on an :class:`IoUring` with
 /// :meth:`IoUring.register_buffer_ring`: ``count`` buffers of ``size`` bytes, known to the

@@ -4,8 +4,8 @@
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 
-use crate::ops;
-use crate::ring::method_name;
+use crate::ops::{self, Operation};
+use crate::py::io_uring::IoUring;
 
 /// Every operation the ring offers, as its declaration says: a list of dicts with ``name``,
 /// ``method`` (the ``IoUring`` method that queues it), ``opcode``, ``opcode_name``, ``since``
@@ -33,4 +33,28 @@ pub fn _operations(py: Python<'_>) -> PyResult<Bound<'_, PyList>> {
         })
         .collect::<PyResult<Vec<_>>>()?;
     PyList::new(py, rows)
+}
+
+/// The `IoUring` method that queues `op`.
+pub fn method_name(op: &Operation) -> String {
+    format!("prep_{}", op.name)
+}
+
+#[pymethods]
+impl IoUring {
+    /// Which of this library's operations the running kernel supports, from the kernel's own
+    /// probe (``IORING_REGISTER_PROBE``).
+    ///
+    /// :returns: A dict mapping each ``prep_*`` method name to ``True`` or ``False``. Calling
+    ///     an unsupported one raises :class:`NotImplementedError` naming the kernel version
+    ///     that added it.
+    fn probe<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        self.with_ring(|ring| {
+            let dict = PyDict::new(py);
+            for op in ops::all() {
+                dict.set_item(method_name(op), ring.support().opcode(op.opcode))?;
+            }
+            Ok(dict)
+        })
+    }
 }

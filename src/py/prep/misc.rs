@@ -8,8 +8,8 @@ use pyo3::prelude::*;
 use crate::base::args::{self, int_in};
 use crate::base::errors;
 use crate::ops::misc;
-use crate::ring::IoUring;
-use crate::sqe_flags;
+use crate::py::io_uring::IoUring;
+use crate::py::sqe_flags;
 
 #[pymethods]
 impl IoUring {

@@ -4,8 +4,8 @@ use pyo3::prelude::*;
 
 use crate::base::args::int_in;
 use crate::base::errors;
-use crate::ring::IoUring;
-use crate::ring_state::RingState;
+use crate::engine::ring::Ring;
+use crate::py::io_uring::IoUring;
 
 /// The kernel's largest submission queue (`IORING_MAX_ENTRIES`).
 const MAX_ENTRIES: i64 = 32768;
@@ -113,5 +113,5 @@ pub fn make_io_ring(
         other => other,
     }
     .map_err(|err| errors::setup_error(&err))?;
-    Ok(IoUring::new(RingState::new(ring, autosubmit)))
+    Ok(IoUring::new(Ring::new(ring, autosubmit)))
 }

@@ -1,21 +1,26 @@
-//! The `prep_*` methods of `IoUring`, one file per family of operations, and the argument
-//! helpers they share. Each method checks its arguments, then hands `IoUring::queue` a closure
-//! that builds the operation.
+//! The `prep_*` methods of `IoUring`, one file per family of operations, and what they share:
+//! argument helpers, and `IoUring::queue`, to which each method hands a closure that builds its
+//! operation from checked arguments.
 
 mod files;
+mod fixed;
 mod fs;
 mod misc;
 mod net;
 mod process;
-mod registered;
 
+use io_uring::squeue::Flags;
 use pyo3::prelude::*;
 
 use crate::base::args::{self, int_in, SpanError};
 use crate::base::errors;
+use crate::base::kernel_support;
+use crate::engine::ring::{Refused, Ring};
 use crate::mem::caller_buffer::{Access, CallerBuffer, HeldBuffer};
 use crate::mem::io_buf::{BufferPool, IoBuf};
-use crate::ops::Source;
+use crate::ops::{Operation, Prepared, Refusal, Source};
+use crate::py::io_uring::IoUring;
+use crate::py::operations::method_name;
 
 /// `offset=-1` (or omitted): the file's current position.
 fn offset_or_current(value: Option<&Bound<'_, PyAny>>, name: &str) -> PyResult<u64> {
@@ -88,4 +93,41 @@ fn source_of_range(
 /// moves.
 fn destination_in(buffer: &Bound<'_, PyAny>) -> PyResult<HeldBuffer> {
     HeldBuffer::new(buffer, "buffer", Access::Writable)
+}
+
+impl IoUring {
+    /// Builds an operation from the open ring (its buffer pool, registered files and buffers,
+    /// the kernel's support) and queues it with `flags`, after checking the flags against what
+    /// it owns and the kernel's support for it, all under one lock.
+    pub(crate) fn queue(
+        &self,
+        flags: Flags,
+        build: impl FnOnce(&mut Ring) -> PyResult<Prepared>,
+    ) -> PyResult<u64> {
+        self.with_ring(|ring| {
+            let prepared = build(ring)?;
+            if let Some(refused) = ring.refusal(&prepared, flags) {
+                return Err(refusal_error(refused, prepared.op));
+            }
+            ring.push(prepared, flags)
+        })
+    }
+}
+
+/// The error that says why the ring refused to queue `op`.
+fn refusal_error(refused: Refused, op: &Operation) -> PyErr {
+    let method = method_name(op);
+    match refused {
+        Refused::BufferSelect => errors::bad_arg(format!(
+            "sqe_flags: {method} takes no provided buffer group, so buffer_select cannot be used"
+        )),
+        Refused::SkipSuccessWithMemory => errors::skip_success_with_owned_data(),
+        Refused::SkipSuccessWithLink => errors::skip_success_with_link(),
+        Refused::Row(Refusal::DrainedRing) => errors::drained_ring(&method),
+        Refused::Unsupported => kernel_support::unsupported(
+            &method,
+            &format!("the io_uring operation {}", op.opcode_name),
+            op.since,
+        ),
+    }
 }

@@ -10,9 +10,9 @@ use crate::mem::caller_buffer::CallerBuffer;
 use crate::mem::io_buf::{BufferPool, IoBuf};
 use crate::mem::socket_address;
 use crate::ops::net;
+use crate::py::io_uring::IoUring;
+use crate::py::sqe_flags;
 use crate::resources::file_table::FileIndex;
-use crate::ring::IoUring;
-use crate::sqe_flags;
 
 #[pymethods]
 impl IoUring {
