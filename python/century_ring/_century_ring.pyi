@@ -2,11 +2,23 @@ from collections.abc import Iterable
 from ipaddress import IPv4Address, IPv6Address
 from os import PathLike
 from types import TracebackType
-from typing import Final, Protocol, TypeAlias, final
+from typing import Final, Protocol, TypeAlias, TypedDict, final
 
 from typing_extensions import Buffer, Self
 
 from century_ring.enums import FileOpenFlag, FileOpenMode
+
+__all__ = [
+    "ALLOC_FILE_INDEX",
+    "AT_FDCWD",
+    "BufferRing",
+    "CompletionEvent",
+    "IoUring",
+    "ProvidedBuffer",
+    "StatxResult",
+    "make_io_ring",
+    "make_sqe_flags",
+]
 
 class _HasFileno(Protocol):
     def fileno(self) -> int: ...
@@ -466,3 +478,15 @@ def make_sqe_flags(
     buffer_select: bool = False,
     skip_success: bool = False,
 ) -> int: ...
+
+class _Operation(TypedDict):
+    name: str
+    method: str
+    opcode: int
+    opcode_name: str
+    since: str
+    mirrors: str | None
+    owns: tuple[str, ...]
+    refuses: tuple[str, ...]
+
+def _operations() -> list[_Operation]: ...
