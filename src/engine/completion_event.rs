@@ -1,4 +1,5 @@
-//! `CompletionEvent`: one reaped completion-queue entry.
+//! `CompletionEvent`: one reaped completion-queue entry, as the engine hands it to whoever
+//! reaps (a list for `get_completion_entries`, or a waiter).
 
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -25,23 +26,23 @@ pub struct CompletionEvent {
     /// The value the ``prep_*`` call returned for this operation.
     #[pyo3(get)]
     user_data: u64,
-    /// For :meth:`IoUring.prep_read`, :meth:`IoUring.prep_readv`, :meth:`IoUring.prep_recv`
-    /// and :meth:`IoUring.prep_recvfrom`, the data received: a :class:`bytes` of exactly
-    /// :attr:`result` bytes. ``None`` for every other operation and
-    /// for a failed read or receive.
+    /// For an operation that reads or receives into a buffer of the ring's own (such as
+    /// :meth:`IoUring.prep_read` or :meth:`IoUring.prep_recv`; each method says so), the data:
+    /// a :class:`bytes` of exactly :attr:`result` bytes. ``None`` for every other operation,
+    /// and for a failed one.
     #[pyo3(get)]
     buffer: Py<PyAny>,
     /// The completion-queue entry's ``IORING_CQE_F_*`` flags (for example
     /// ``IORING_CQE_F_MORE``, ``1 << 1``, when an operation will complete again).
     #[pyo3(get)]
     flags: Py<PyInt>,
-    /// What some operations report beyond :attr:`result`: a :class:`StatxResult` for
-    /// :meth:`IoUring.prep_statx`, the peer's address for :meth:`IoUring.prep_accept` (when
-    /// asked) and :meth:`IoUring.prep_recvfrom`, an :class:`os.waitid_result` for
-    /// :meth:`IoUring.prep_waitid`. ``None`` otherwise.
+    /// What some operations report beyond :attr:`result`, as each method says: for example
+    /// a :class:`StatxResult` for :meth:`IoUring.prep_statx`, or the peer's address for
+    /// :meth:`IoUring.prep_accept` when asked. ``None`` otherwise.
     #[pyo3(get)]
     extra: Option<Py<PyAny>>,
-    /// For :meth:`IoUring.prep_recv` with ``buffer_group``, the :class:`ProvidedBuffer` the
+    /// For an operation that received into a provided buffer ring (such as
+    /// :meth:`IoUring.prep_recv` with ``buffer_group``), the :class:`ProvidedBuffer` the
     /// kernel put the data in; release it to give the buffer back to its ring. ``None`` for
     /// every other operation, and for a completion that took no buffer (an error, such as
     /// ``-ENOBUFS`` when the ring was empty).

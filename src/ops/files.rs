@@ -16,24 +16,24 @@ use crate::mem::statx::StatxResult;
 
 operations! {
     /// Opens a file, giving its new descriptor.
-    OPENAT = "openat": OpenAt IORING_OP_OPENAT since "5.6", mirrors "openat(2)", owns [Path];
+    OPENAT = "openat": OpenAt IORING_OP_OPENAT since "5.6", mirrors "openat(2)", owns ["path"];
     /// Opens a file with `RESOLVE_*` control over how its path is resolved.
     OPENAT2 = "openat2": OpenAt2 IORING_OP_OPENAT2 since "5.6", mirrors "openat2(2)",
-        owns [Path, OpenHow];
+        owns ["path", "open_how"];
     /// Reads into a buffer of the ring's, which the completion hands over as `bytes`.
-    READ = "read": Read IORING_OP_READ since "5.6", mirrors "read(2)", owns [RingBuffer];
+    READ = "read": Read IORING_OP_READ since "5.6", mirrors "read(2)", owns ["ring buffer"];
     /// Reads into the caller's buffer, in place.
     READ_INTO = "read_into": Read IORING_OP_READ since "5.6", mirrors "read(2)",
-        owns [WritableCallerBuffer];
+        owns ["writable caller buffer"];
     /// Reads into several buffers of the ring's.
     READV = "readv": Readv IORING_OP_READV since "5.1", mirrors "readv(2)",
-        owns [Iovecs, RingBuffer];
+        owns ["iovecs", "ring buffer"];
     /// Writes the ring's copy of the data, or the caller's buffer in place.
     WRITE = "write": Write IORING_OP_WRITE since "5.6", mirrors "write(2)",
-        owns [RingBuffer, CallerBuffer];
+        owns ["ring buffer", "caller buffer"];
     /// Writes copies of several buffers.
     WRITEV = "writev": Writev IORING_OP_WRITEV since "5.1", mirrors "writev(2)",
-        owns [Iovecs, RingBuffer];
+        owns ["iovecs", "ring buffer"];
     /// Flushes a file's data (and metadata) to its device.
     FSYNC = "fsync": Fsync IORING_OP_FSYNC since "5.1", mirrors "fsync(2)", owns [];
     /// Starts or waits for writeback of a range of a file.
@@ -54,7 +54,7 @@ operations! {
     TEE = "tee": Tee IORING_OP_TEE since "5.8", mirrors "tee(2)", owns [];
     /// Reads a file's metadata into a `struct statx` the kernel fills.
     STATX = "statx": Statx IORING_OP_STATX since "5.6", mirrors "statx(2)",
-        owns [Path, Statx];
+        owns ["path", "statx"];
     /// Closes a descriptor (or, with `fixed_file`, empties a registered slot).
     CLOSE = "close": Close IORING_OP_CLOSE since "5.6", mirrors "close(2)", owns [];
 }

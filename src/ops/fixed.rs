@@ -13,10 +13,10 @@ use crate::resources::registered_buffers::RegisteredBuffers;
 operations! {
     /// Reads into a registered buffer.
     READ_FIXED = "read_fixed": ReadFixed IORING_OP_READ_FIXED since "5.1", mirrors "read(2)",
-        owns [RegisteredBuffers];
+        owns ["registered buffers"];
     /// Writes from a registered buffer.
     WRITE_FIXED = "write_fixed": WriteFixed IORING_OP_WRITE_FIXED since "5.1",
-        mirrors "write(2)", owns [RegisteredBuffers];
+        mirrors "write(2)", owns ["registered buffers"];
     /// Installs the file of a registered slot as a regular descriptor.
     FIXED_FD_INSTALL = "fixed_fd_install": FixedFdInstall IORING_OP_FIXED_FD_INSTALL
         since "6.8", owns [];

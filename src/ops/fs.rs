@@ -11,19 +11,19 @@ use crate::mem::lent::Lent;
 operations! {
     /// Removes a file or (with `AT_REMOVEDIR`) an empty directory.
     UNLINKAT = "unlinkat": UnlinkAt IORING_OP_UNLINKAT since "5.11", mirrors "unlinkat(2)",
-        owns [Path];
+        owns ["path"];
     /// Renames a file.
     RENAMEAT = "renameat": RenameAt IORING_OP_RENAMEAT since "5.11", mirrors "renameat2(2)",
-        owns [Paths];
+        owns ["paths"];
     /// Makes a directory.
     MKDIRAT = "mkdirat": MkDirAt IORING_OP_MKDIRAT since "5.15", mirrors "mkdirat(2)",
-        owns [Path];
+        owns ["path"];
     /// Makes a symbolic link.
     SYMLINKAT = "symlinkat": SymlinkAt IORING_OP_SYMLINKAT since "5.15",
-        mirrors "symlinkat(2)", owns [Paths];
+        mirrors "symlinkat(2)", owns ["paths"];
     /// Makes a hard link.
     LINKAT = "linkat": LinkAt IORING_OP_LINKAT since "5.15", mirrors "linkat(2)",
-        owns [Paths];
+        owns ["paths"];
 }
 
 pub fn unlinkat(dir_fd: i32, path: CString, flags: i32) -> Prepared {

@@ -13,13 +13,13 @@ operations! {
     /// Cancels operations in flight by `user_data`, by descriptor, or all of them.
     CANCEL = "cancel": AsyncCancel IORING_OP_ASYNC_CANCEL since "5.5", owns [];
     /// A timer that completes after a time, or after a number of other completions.
-    TIMEOUT = "timeout": Timeout IORING_OP_TIMEOUT since "5.4", owns [Timespec];
+    TIMEOUT = "timeout": Timeout IORING_OP_TIMEOUT since "5.4", owns ["timespec"];
     /// Removes a pending timeout.
     TIMEOUT_REMOVE = "timeout_remove": TimeoutRemove IORING_OP_TIMEOUT_REMOVE since "5.5",
         owns [];
     /// A deadline for the operation linked before it.
     LINK_TIMEOUT = "link_timeout": LinkTimeout IORING_OP_LINK_TIMEOUT since "5.5",
-        owns [Timespec];
+        owns ["timespec"];
     /// Waits for a descriptor to become ready, once or (5.13+) repeatedly.
     POLL_ADD = "poll_add": PollAdd IORING_OP_POLL_ADD since "5.1", mirrors "poll(2)", owns [];
     /// Removes a pending poll.

@@ -10,18 +10,25 @@
 /// ```text
 /// /// What it does.
 /// ROW = "name": OpcodeType IORING_OP_KERNEL_NAME since "5.6", mirrors "syscall(2)",
-///     owns [MemoryKind, ...], refuses [Refusal, ...];
+///     owns ["kind of memory", ...], refuses [Refusal, ...];
 /// ```
 ///
-/// `mirrors` and `refuses` may be left out. Each row becomes a `pub const ROW: Operation`, and
-/// the family's `OPERATIONS` lists them in order.
+/// `mirrors` and `refuses` may be left out. The kinds of memory are named as a user would, and
+/// as the tests read them: `"path"`, `"paths"`, `"ring buffer"` (the ring's own, read into or
+/// copied from), `"caller buffer"` (an export the kernel reads), `"writable caller buffer"`
+/// (an export the kernel writes), `"socket address"`, `"peer address"` (when asked for),
+/// `"iovecs"`, `"msghdr"`, `"timespec"`, `"open_how"`, `"statx"`, `"siginfo_t"`,
+/// `"registered buffers"`, `"buffer group"`; a new kind is a new name.
+///
+/// Each row becomes a `pub const ROW: Operation`, and the family's `OPERATIONS` lists them in
+/// order.
 macro_rules! operations {
     (@mirrors) => { None };
     (@mirrors $mirrors:literal) => { Some($mirrors) };
     ($(
         $(#[doc = $doc:literal])*
         $row:ident = $name:literal: $opcode:ident $kernel_name:ident since $since:literal
-            $(, mirrors $mirrors:literal)?, owns [$($owns:ident),*]
+            $(, mirrors $mirrors:literal)?, owns [$($owns:literal),*]
             $(, refuses [$($refusal:ident),*])?;
     )*) => {
         $(
@@ -32,7 +39,7 @@ macro_rules! operations {
                 opcode_name: stringify!($kernel_name),
                 since: $since,
                 mirrors: $crate::ops::operations!(@mirrors $($mirrors)?),
-                owns: &[$($crate::ops::Owns::$owns),*],
+                owns: &[$($owns),*],
                 refuses: &[$($($crate::ops::Refusal::$refusal),*)?],
             };
         )*
@@ -67,66 +74,12 @@ pub struct Operation {
     pub since: &'static str,
     /// The system call it does the work of, as its man page is named (`read(2)`).
     pub mirrors: Option<&'static str>,
-    /// The kinds of memory it may own until its final completion (none: it can never leave
-    /// memory behind, so `skip_success` is allowed).
-    pub owns: &'static [Owns],
+    /// The kinds of memory it may own until its final completion, named as a user would
+    /// (`"path"`, `"ring buffer"`, `"writable caller buffer"`, ...); none when it can never
+    /// leave memory behind, so that `skip_success` is allowed.
+    pub owns: &'static [&'static str],
     /// What it is refused beyond the rules every operation follows.
     pub refuses: &'static [Refusal],
-}
-
-/// A kind of memory an operation may own until its final completion.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Owns {
-    Path,
-    /// Two paths (a rename, a link).
-    Paths,
-    /// A buffer of the ring's own: the destination of a read or a copy of data to write.
-    RingBuffer,
-    /// An export of the caller's buffer, which the kernel reads.
-    CallerBuffer,
-    /// An export of the caller's buffer, which the kernel writes.
-    WritableCallerBuffer,
-    SocketAddress,
-    /// The peer's address an accept writes, when asked for (`peer_address=True`).
-    PeerAddress,
-    /// An array of `iovec`s.
-    Iovecs,
-    /// A `msghdr`, with its `iovec` and address.
-    MessageHeader,
-    Timespec,
-    /// An `open_how`.
-    OpenHow,
-    /// The `struct statx` the kernel fills.
-    Statx,
-    /// The `siginfo_t` the kernel fills.
-    Siginfo,
-    /// A reference to the ring's registered buffers.
-    RegisteredBuffers,
-    /// A provided buffer group it selects from.
-    BufferGroup,
-}
-
-impl Owns {
-    /// The kind's name, as `_operations()` reports it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Owns::Path => "path",
-            Owns::Paths => "paths",
-            Owns::RingBuffer => "ring buffer",
-            Owns::CallerBuffer => "caller buffer",
-            Owns::WritableCallerBuffer => "writable caller buffer",
-            Owns::SocketAddress => "socket address",
-            Owns::PeerAddress => "peer address",
-            Owns::Iovecs => "iovecs",
-            Owns::MessageHeader => "msghdr",
-            Owns::Timespec => "timespec",
-            Owns::OpenHow => "open_how",
-            Owns::Statx => "statx",
-            Owns::Siginfo => "siginfo_t",
-            Owns::RegisteredBuffers => "registered buffers",
-            Owns::BufferGroup => "buffer group",
-        }
-    }
 }
 
 /// A refusal particular to some operations (every operation refuses `buffer_select` unless it

@@ -20,39 +20,39 @@ operations! {
         owns [];
     /// Connects a socket to an IPv4 address given as text or an `IPv4Address`.
     CONNECT_V4 = "connect_v4": Connect IORING_OP_CONNECT since "5.5", mirrors "connect(2)",
-        owns [SocketAddress];
+        owns ["socket address"];
     /// Connects a socket to an IPv6 address given as text or an `IPv6Address`.
     CONNECT_V6 = "connect_v6": Connect IORING_OP_CONNECT since "5.5", mirrors "connect(2)",
-        owns [SocketAddress];
+        owns ["socket address"];
     /// Connects a socket to any address in the `socket` module's forms.
     CONNECT = "connect": Connect IORING_OP_CONNECT since "5.5", mirrors "connect(2)",
-        owns [SocketAddress];
+        owns ["socket address"];
     /// Gives a socket its local address.
-    BIND = "bind": Bind IORING_OP_BIND since "6.11", mirrors "bind(2)", owns [SocketAddress];
+    BIND = "bind": Bind IORING_OP_BIND since "6.11", mirrors "bind(2)", owns ["socket address"];
     /// Makes a bound socket accept connections.
     LISTEN = "listen": Listen IORING_OP_LISTEN since "6.11", mirrors "listen(2)", owns [];
     /// Takes a connection (or, multishot, connection after connection) off a listener.
     ACCEPT = "accept": Accept IORING_OP_ACCEPT since "5.5", mirrors "accept4(2)",
-        owns [PeerAddress];
+        owns ["peer address"];
     /// Sends the ring's copy of the data, or the caller's buffer in place.
     SEND = "send": Send IORING_OP_SEND since "5.6", mirrors "send(2)",
-        owns [RingBuffer, CallerBuffer];
+        owns ["ring buffer", "caller buffer"];
     /// Sends from the caller's buffer without copying; a notification says when the kernel
     /// no longer reads it.
     SEND_ZC = "send_zc": SendZc IORING_OP_SEND_ZC since "6.0", mirrors "send(2)",
-        owns [CallerBuffer], refuses [DrainedRing];
+        owns ["caller buffer"], refuses [DrainedRing];
     /// Sends a copy of the data to an address, as a `sendmsg(2)`.
     SENDTO = "sendto": SendMsg IORING_OP_SENDMSG since "5.3", mirrors "sendmsg(2)",
-        owns [MessageHeader, SocketAddress, RingBuffer];
+        owns ["msghdr", "socket address", "ring buffer"];
     /// Receives into a buffer of the ring's, or one the kernel picks from a buffer group.
     RECV = "recv": Recv IORING_OP_RECV since "5.6", mirrors "recv(2)",
-        owns [RingBuffer, BufferGroup];
+        owns ["ring buffer", "buffer group"];
     /// Receives into the caller's buffer, in place.
     RECV_INTO = "recv_into": Recv IORING_OP_RECV since "5.6", mirrors "recv(2)",
-        owns [WritableCallerBuffer];
+        owns ["writable caller buffer"];
     /// Receives data and the sender's address, as a `recvmsg(2)`.
     RECVFROM = "recvfrom": RecvMsg IORING_OP_RECVMSG since "5.3", mirrors "recvmsg(2)",
-        owns [MessageHeader, RingBuffer];
+        owns ["msghdr", "ring buffer"];
     /// Shuts down one or both directions of a connection.
     SHUTDOWN = "shutdown": Shutdown IORING_OP_SHUTDOWN since "5.11", mirrors "shutdown(2)",
         owns [];

@@ -9,7 +9,7 @@ use crate::mem::lent::{Lent, LentMemory, Report};
 operations! {
     /// Waits for a child process to change state; the kernel fills a `siginfo_t`.
     WAITID = "waitid": WaitId IORING_OP_WAITID since "6.7", mirrors "waitid(2)",
-        owns [Siginfo];
+        owns ["siginfo_t"];
 }
 
 struct WaitIdResult(Box<libc::siginfo_t>);

@@ -24,7 +24,7 @@ pub fn _operations(py: Python<'_>) -> PyResult<Bound<'_, PyList>> {
             row.set_item("opcode_name", op.opcode_name)?;
             row.set_item("since", op.since)?;
             row.set_item("mirrors", op.mirrors)?;
-            row.set_item("owns", PyTuple::new(py, op.owns.iter().map(|o| o.name()))?)?;
+            row.set_item("owns", PyTuple::new(py, op.owns)?)?;
             row.set_item(
                 "refuses",
                 PyTuple::new(py, op.refuses.iter().map(|r| r.flag_name()))?,
