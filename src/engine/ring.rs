@@ -17,7 +17,7 @@ use crate::base::fork::Origin;
 use crate::base::kernel_support::KernelSupport;
 use crate::mem::io_buf::BufferPool;
 use crate::mem::lent::Lent;
-use crate::ops::{Prepared, Refusal};
+use crate::ops::{Operation, Prepared, Refusal};
 use crate::resources::buffer_group::BufferGroups;
 use crate::resources::file_table::FileTable;
 use crate::resources::registered_buffers::BufferTable;
@@ -152,10 +152,27 @@ impl Ring {
         &mut self.pool
     }
 
+    /// Queues one operation, unless it is refused (see [`Ring::refusal`]); `explain` words the
+    /// refusal for the caller, who knows what the operation is called. The operation's memory
+    /// moves into the in-flight table, where it stays until the completion for the returned
+    /// `user_data` is reaped.
+    #[inline]
+    pub fn queue(
+        &mut self,
+        prepared: Prepared,
+        flags: Flags,
+        explain: fn(Refused, &'static Operation) -> PyErr,
+    ) -> PyResult<u64> {
+        match self.refusal(&prepared, flags) {
+            Some(refused) => Err(explain(refused, prepared.op)),
+            None => self.push(prepared, flags),
+        }
+    }
+
     /// Why `prepared` may not be queued with `flags`, if it may not: the rules every operation
     /// follows, those of its row, and the kernel's support for it.
     #[inline]
-    pub fn refusal(&self, prepared: &Prepared, flags: Flags) -> Option<Refused> {
+    fn refusal(&self, prepared: &Prepared, flags: Flags) -> Option<Refused> {
         let op = prepared.op;
         if !flags.is_empty() {
             if flags.contains(Flags::BUFFER_SELECT) {
@@ -181,9 +198,8 @@ impl Ring {
         None
     }
 
-    /// Queues one operation. Its memory moves into the in-flight table, where it stays until
-    /// the completion for the returned `user_data` is reaped.
-    pub fn push(&mut self, prepared: Prepared, flags: Flags) -> PyResult<u64> {
+    /// Queues an operation that `refusal` has let through.
+    fn push(&mut self, prepared: Prepared, flags: Flags) -> PyResult<u64> {
         let mut sq = self.ring.submission();
         if sq.is_full() {
             drop(sq);
@@ -192,10 +208,7 @@ impl Ring {
         }
         let Prepared { entry, lent, .. } = prepared;
         let user_data = if flags.contains(Flags::SKIP_SUCCESS) {
-            debug_assert!(
-                lent.is_nothing(),
-                "skip_success is refused for owned memory"
-            );
+            // `refusal` let skip_success through only for an operation that owns nothing.
             self.inflight.untracked_user_data()
         } else {
             self.inflight.insert(lent)

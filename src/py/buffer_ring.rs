@@ -1,20 +1,15 @@
 //! The Python face of provided buffer rings: the `BufferRing` class, and the `IoUring`
-//! methods that register them and receive into them.
+//! methods that register and unregister them. (`prep_recv` receives into them.)
 
 use std::sync::Arc;
 
-use io_uring::squeue::Flags;
-use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::types::{PyInt, PyType};
+use pyo3::types::PyType;
 
 use crate::base::args::int_in;
 use crate::base::errors::bad_arg;
-use crate::base::kernel_support::Feature;
-use crate::ops::net;
 use crate::py::io_uring::IoUring;
-use crate::py::sqe_flags;
-use crate::resources::buffer_group::{Armed, Group, MAX_COUNT, MAX_SIZE, MAX_TOTAL};
+use crate::resources::buffer_group::{Group, MAX_COUNT, MAX_SIZE, MAX_TOTAL};
 
 /// A provided buffer ring registered on an :class:`IoUring` with
 /// :meth:`IoUring.register_buffer_ring`: ``count`` buffers of ``size`` bytes, known to the
@@ -26,6 +21,13 @@ use crate::resources::buffer_group::{Armed, Group, MAX_COUNT, MAX_SIZE, MAX_TOTA
 pub struct BufferRing {
     group: Arc<Group>,
     ring: Py<IoUring>,
+}
+
+impl BufferRing {
+    /// The group this ring registered.
+    pub fn group(&self) -> &Arc<Group> {
+        &self.group
+    }
 }
 
 #[pymethods]
@@ -117,96 +119,6 @@ impl BufferRing {
             }
         )
     }
-}
-
-impl IoUring {
-    /// `prep_recv` with `buffer_group`: the buffer comes from a provided buffer ring.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn queue_recv_select(
-        &self,
-        fd: i32,
-        byte_count: u32,
-        msg_flags: i32,
-        buffer_group: &Bound<'_, PyAny>,
-        multishot: bool,
-        bundle: bool,
-        sqe_flags: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<u64> {
-        if multishot && msg_flags & libc::MSG_WAITALL != 0 {
-            return Err(bad_arg(
-                "flags: MSG_WAITALL cannot be used with multishot=True".to_owned(),
-            ));
-        }
-        let wanted = group_of(buffer_group)?;
-        let group = self.with_ring(|ring| {
-            let groups = ring.buffer_groups();
-            let group = match &wanted {
-                GroupArg::Ring(group) => groups
-                    .find(group.id())
-                    .filter(|g| Arc::ptr_eq(g, group))
-                    .ok_or_else(|| {
-                        bad_arg(format!(
-                            "buffer_group: this BufferRing (group_id {}) is not registered on \
-                             this ring: it was unregistered, or belongs to another ring",
-                            group.id()
-                        ))
-                    })?,
-                GroupArg::Id(id) => groups.find(*id).ok_or_else(|| {
-                    bad_arg(format!(
-                        "buffer_group: no buffer ring with group_id {id} is registered on this \
-                         ring; make one with register_buffer_ring()"
-                    ))
-                })?,
-            };
-            // The kernel shortens the first ring entry of a bundle to a smaller byte_count in
-            // place, and leaves it so if the receive then waits: a later bundle would then
-            // span buffers of unequal sizes, which the completion cannot describe.
-            if bundle && byte_count != 0 && byte_count < group.size() {
-                return Err(bad_arg(format!(
-                    "byte_count: a bundle takes whole buffers, so byte_count must be 0 (no \
-                     limit) or at least the group's buffer size ({}), got {byte_count}",
-                    group.size()
-                )));
-            }
-            if multishot {
-                ring.support()
-                    .require(Feature::MultishotReceive, "prep_recv(multishot=True)")?;
-            }
-            if bundle {
-                ring.support()
-                    .require(Feature::ReceiveBundles, "prep_recv(bundle=True)")?;
-            }
-            Ok(Armed::new(group.clone()))
-        })?;
-        // buffer_select is implied by buffer_group; asking for it as well is harmless.
-        let flags = sqe_flags::parse(sqe_flags)? - Flags::BUFFER_SELECT;
-        self.queue(flags, |_| {
-            Ok(net::recv_select(
-                fd, byte_count, msg_flags, group, multishot, bundle,
-            ))
-        })
-    }
-}
-
-/// A `buffer_group` argument: a `BufferRing`, or a group id.
-enum GroupArg {
-    Ring(Arc<Group>),
-    Id(u16),
-}
-
-fn group_of(obj: &Bound<'_, PyAny>) -> PyResult<GroupArg> {
-    if let Ok(ring) = obj.cast::<BufferRing>() {
-        return Ok(GroupArg::Ring(ring.get().group.clone()));
-    }
-    if obj.is_instance_of::<PyInt>() {
-        return Ok(GroupArg::Id(
-            int_in(obj, "buffer_group", 0, u16::MAX.into())? as u16,
-        ));
-    }
-    Err(PyTypeError::new_err(format!(
-        "buffer_group must be a BufferRing or its group_id (an int), not {}",
-        crate::base::args::type_name(obj)
-    )))
 }
 
 #[pymethods]

@@ -27,17 +27,17 @@ pub const AT_FDCWD: i32 = libc::AT_FDCWD;
 #[pyclass(frozen, module = "century_ring")]
 pub struct IoUring {
     /// `None` once closed.
-    state: Exclusive<Option<Ring>>,
+    ring: Exclusive<Option<Ring>>,
     /// The ring's origin, copied out of it so that it can be checked without entering the
     /// ring: a forked child may have inherited the busy flag of a call that never ends there.
     origin: Origin,
 }
 
 impl IoUring {
-    pub fn new(state: Ring) -> Self {
+    pub fn new(ring: Ring) -> Self {
         IoUring {
-            origin: state.origin(),
-            state: Exclusive::new(Some(state)),
+            origin: ring.origin(),
+            ring: Exclusive::new(Some(ring)),
         }
     }
 
@@ -50,7 +50,7 @@ impl IoUring {
         if self.in_forked_child() {
             return Err(errors::forked(self.origin.pid()));
         }
-        self.state.try_enter().ok_or_else(errors::busy)
+        self.ring.try_enter().ok_or_else(errors::busy)
     }
 
     /// Runs `f` on the open ring.
@@ -63,14 +63,14 @@ impl IoUring {
 impl Drop for IoUring {
     fn drop(&mut self) {
         let forked = self.in_forked_child();
-        let state = self.state.get_mut().take();
-        if let Some(state) = state {
+        let ring = self.ring.get_mut().take();
+        if let Some(ring) = ring {
             if forked {
-                state.abandon_after_fork();
+                ring.abandon_after_fork();
             } else {
                 // Dropped without close(): drain with the GIL held (it is bounded), since
                 // releasing it from a destructor is not safe during interpreter shutdown.
-                state.close(None);
+                ring.close(None);
             }
         }
     }
@@ -103,15 +103,15 @@ impl IoUring {
     /// owner, this only releases the child's copy and leaves the parent's ring untouched.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         if self.in_forked_child() {
-            let state = self.state.try_enter().and_then(|mut guard| guard.take());
-            if let Some(state) = state {
-                state.abandon_after_fork();
+            let ring = self.ring.try_enter().and_then(|mut guard| guard.take());
+            if let Some(ring) = ring {
+                ring.abandon_after_fork();
             }
             return Ok(());
         }
-        let state = self.lock()?.take();
-        if let Some(state) = state {
-            state.close(Some(py));
+        let ring = self.lock()?.take();
+        if let Some(ring) = ring {
+            ring.close(Some(py));
         }
         Ok(())
     }
@@ -124,7 +124,7 @@ impl IoUring {
     /// ``True`` once the ring has been closed.
     #[getter]
     fn closed(&self) -> bool {
-        match self.state.try_enter() {
+        match self.ring.try_enter() {
             Some(guard) => guard.is_none(),
             None => false,
         }
@@ -226,7 +226,7 @@ impl IoUring {
                 self.origin.pid()
             );
         }
-        match self.state.try_enter() {
+        match self.ring.try_enter() {
             Some(mut guard) => match guard.as_mut() {
                 Some(ring) => format!(
                     "<IoUring fd={} pending={} in_flight={}>",

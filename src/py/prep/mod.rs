@@ -97,8 +97,7 @@ fn destination_in(buffer: &Bound<'_, PyAny>) -> PyResult<HeldBuffer> {
 
 impl IoUring {
     /// Builds an operation from the open ring (its buffer pool, registered files and buffers,
-    /// the kernel's support) and queues it with `flags`, after checking the flags against what
-    /// it owns and the kernel's support for it, all under one lock.
+    /// the kernel's support) and queues it with `flags`, all under one lock.
     pub(crate) fn queue(
         &self,
         flags: Flags,
@@ -106,10 +105,7 @@ impl IoUring {
     ) -> PyResult<u64> {
         self.with_ring(|ring| {
             let prepared = build(ring)?;
-            if let Some(refused) = ring.refusal(&prepared, flags) {
-                return Err(refusal_error(refused, prepared.op));
-            }
-            ring.push(prepared, flags)
+            ring.queue(prepared, flags, refusal_error)
         })
     }
 }

@@ -1,17 +1,25 @@
 //! The network operations of `IoUring`: socket, connect, send, recv, accept, bind, listen,
 //! shutdown, sendto and recvfrom.
 
+use std::sync::Arc;
+
+use io_uring::squeue::Flags;
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
+use pyo3::types::PyInt;
 
 use super::{byte_range, destination_in, source_of_range};
 use crate::base::args::{self, int_in};
 use crate::base::errors::bad_arg;
+use crate::base::kernel_support::Feature;
 use crate::mem::caller_buffer::CallerBuffer;
 use crate::mem::io_buf::{BufferPool, IoBuf};
 use crate::mem::socket_address;
 use crate::ops::net;
+use crate::py::buffer_ring::BufferRing;
 use crate::py::io_uring::IoUring;
 use crate::py::sqe_flags;
+use crate::resources::buffer_group::{Armed, Group};
 use crate::resources::file_table::FileIndex;
 
 #[pymethods]
@@ -635,6 +643,98 @@ impl IoUring {
                 msg_flags,
             ))
         })
+    }
+}
+
+impl IoUring {
+    /// `prep_recv` with `buffer_group`: the buffer comes from a provided buffer ring.
+    #[allow(clippy::too_many_arguments)]
+    fn queue_recv_select(
+        &self,
+        fd: i32,
+        byte_count: u32,
+        msg_flags: i32,
+        buffer_group: &Bound<'_, PyAny>,
+        multishot: bool,
+        bundle: bool,
+        sqe_flags: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<u64> {
+        if multishot && msg_flags & libc::MSG_WAITALL != 0 {
+            return Err(bad_arg(
+                "flags: MSG_WAITALL cannot be used with multishot=True".to_owned(),
+            ));
+        }
+        let wanted = GroupArg::parse(buffer_group)?;
+        // buffer_select is implied by buffer_group; asking for it as well is harmless.
+        let flags = sqe_flags::parse(sqe_flags)? - Flags::BUFFER_SELECT;
+        self.queue(flags, |ring| {
+            let groups = ring.buffer_groups();
+            let group = match wanted {
+                GroupArg::Ring(group) if groups.holds(&group) => group,
+                GroupArg::Ring(group) => {
+                    return Err(bad_arg(format!(
+                        "buffer_group: this BufferRing (group_id {}) is not registered on this \
+                         ring: it was unregistered, or belongs to another ring",
+                        group.id()
+                    )))
+                }
+                GroupArg::Id(id) => groups.find(id).cloned().ok_or_else(|| {
+                    bad_arg(format!(
+                        "buffer_group: no buffer ring with group_id {id} is registered on this \
+                         ring; make one with register_buffer_ring()"
+                    ))
+                })?,
+            };
+            // The kernel shortens the first ring entry of a bundle to a smaller byte_count in
+            // place, and leaves it so if the receive then waits: a later bundle would then
+            // span buffers of unequal sizes, which the completion cannot describe.
+            if bundle && byte_count != 0 && byte_count < group.size() {
+                return Err(bad_arg(format!(
+                    "byte_count: a bundle takes whole buffers, so byte_count must be 0 (no \
+                     limit) or at least the group's buffer size ({}), got {byte_count}",
+                    group.size()
+                )));
+            }
+            if multishot {
+                ring.support()
+                    .require(Feature::MultishotReceive, "prep_recv(multishot=True)")?;
+            }
+            if bundle {
+                ring.support()
+                    .require(Feature::ReceiveBundles, "prep_recv(bundle=True)")?;
+            }
+            Ok(net::recv_select(
+                fd,
+                byte_count,
+                msg_flags,
+                Armed::new(group),
+                multishot,
+                bundle,
+            ))
+        })
+    }
+}
+
+/// A `buffer_group` argument: a `BufferRing`, or a group id.
+enum GroupArg {
+    Ring(Arc<Group>),
+    Id(u16),
+}
+
+impl GroupArg {
+    fn parse(obj: &Bound<'_, PyAny>) -> PyResult<Self> {
+        if let Ok(ring) = obj.cast::<BufferRing>() {
+            return Ok(GroupArg::Ring(ring.get().group().clone()));
+        }
+        if obj.is_instance_of::<PyInt>() {
+            return Ok(GroupArg::Id(
+                int_in(obj, "buffer_group", 0, u16::MAX.into())? as u16,
+            ));
+        }
+        Err(PyTypeError::new_err(format!(
+            "buffer_group must be a BufferRing or its group_id (an int), not {}",
+            args::type_name(obj)
+        )))
     }
 }
 
