@@ -36,12 +36,19 @@ from century_ring import (
     make_sqe_flags,
     raise_for_cqe,
 )
+from century_ring._century_ring import _operations
 from conftest import collect, complete, drain, libc_with_mmap, succeed
 
 SKIP_SUCCESS_MESSAGE = "Can't use 'SKIP_SUCCESS' on submissions with owned data"
 BAD_NUMBER = (ValueError, OverflowError)
 LINK = make_sqe_flags(io_link=True)
 SKIP = make_sqe_flags(skip_success=True)
+
+#: The operation table as the Rust core declares it, one row (a dict) per operation.
+Row = dict[str, Any]
+OPERATIONS: list[Row] = _operations()
+METHODS = [op["method"] for op in OPERATIONS]
+BY_METHOD = {op["method"]: op for op in OPERATIONS}
 
 AT_EMPTY_PATH = 0x1000
 AT_SYMLINK_NOFOLLOW = 0x100
@@ -135,73 +142,59 @@ def closed_fd() -> int:
 
 
 # --------------------------------------------------------------------------------------------
-# Probe and docstrings
-
-#: How each operation's docstring may name the syscall (or io_uring opcode) it mirrors.
-SYSCALLS: dict[str, tuple[str, ...]] = {
-    "prep_openat": ("openat(2)", "IORING_OP_OPENAT"),
-    "prep_read": ("read(2)", "IORING_OP_READ"),
-    "prep_write": ("write(2)", "IORING_OP_WRITE"),
-    "prep_close": ("close(2)", "IORING_OP_CLOSE"),
-    "prep_create_socket": ("socket(2)", "IORING_OP_SOCKET"),
-    "prep_connect_v4": ("connect(2)", "IORING_OP_CONNECT"),
-    "prep_connect_v6": ("connect(2)", "IORING_OP_CONNECT"),
-    "prep_send": ("send(2)", "IORING_OP_SEND"),
-    "prep_recv": ("recv(2)", "IORING_OP_RECV"),
-    "prep_nop": ("IORING_OP_NOP",),
-    "prep_cancel": ("IORING_OP_ASYNC_CANCEL",),
-    "prep_timeout": ("IORING_OP_TIMEOUT",),
-    "prep_timeout_remove": ("IORING_OP_TIMEOUT_REMOVE",),
-    "prep_link_timeout": ("IORING_OP_LINK_TIMEOUT",),
-    "prep_poll_add": ("poll(2)", "IORING_OP_POLL_ADD"),
-    "prep_poll_remove": ("IORING_OP_POLL_REMOVE",),
-    "prep_msg_ring": ("IORING_OP_MSG_RING",),
-    "prep_readv": ("readv(2)", "IORING_OP_READV"),
-    "prep_writev": ("writev(2)", "IORING_OP_WRITEV"),
-    "prep_fsync": ("fsync(2)", "IORING_OP_FSYNC"),
-    "prep_fallocate": ("fallocate(2)", "IORING_OP_FALLOCATE"),
-    "prep_ftruncate": ("ftruncate(2)", "IORING_OP_FTRUNCATE"),
-    "prep_fadvise": ("posix_fadvise(2)", "IORING_OP_FADVISE"),
-    "prep_splice": ("splice(2)", "IORING_OP_SPLICE"),
-    "prep_tee": ("tee(2)", "IORING_OP_TEE"),
-    "prep_sync_file_range": ("sync_file_range(2)", "IORING_OP_SYNC_FILE_RANGE"),
-    "prep_openat2": ("openat2(2)", "IORING_OP_OPENAT2"),
-    "prep_statx": ("statx(2)", "IORING_OP_STATX"),
-    "prep_unlinkat": ("unlinkat(2)", "IORING_OP_UNLINKAT"),
-    "prep_renameat": ("renameat2(2)", "IORING_OP_RENAMEAT"),
-    "prep_mkdirat": ("mkdirat(2)", "IORING_OP_MKDIRAT"),
-    "prep_symlinkat": ("symlinkat(2)", "IORING_OP_SYMLINKAT"),
-    "prep_linkat": ("linkat(2)", "IORING_OP_LINKAT"),
-    "prep_waitid": ("waitid(2)", "IORING_OP_WAITID"),
-}
+# Probe and docstrings, against the operation table
 
 
-def test_probe_knows_every_operation_of_issue_4(ring: IoUring) -> None:
-    """probe() answers a bool for each operation of issue 4 (and the seed's)."""
+def _version(text: str) -> tuple[int, ...]:
+    """The major and minor numbers of a Linux version: ``"6.18.4-custom"`` -> ``(6, 18)``."""
+    return tuple(int(part) for part in re.findall(r"\d+", text)[:2])
+
+
+def _names(doc: str, token: str) -> bool:
+    """``doc`` names ``token`` as a whole: ``read(2)`` not as part of ``pread(2)``,
+    ``IORING_OP_READ`` not of ``IORING_OP_READV``, ``Linux 5.1`` not of ``Linux 5.11``."""
+    return re.search(rf"(?<!\w){re.escape(token)}(?!\w|\.\d)", doc) is not None
+
+
+def test_probe_knows_exactly_the_operations_of_the_table(ring: IoUring) -> None:
+    """probe() answers a bool for each operation the table declares and for no other; each
+    declared method exists on IoUring, once; nop is always supported."""
     probe = ring.probe()
     assert all(isinstance(v, bool) for v in probe.values())
-    missing = [name for name in SYSCALLS if name not in probe]
-    assert not missing, f"probe() does not know {missing}"
+    assert len(METHODS) == len(set(METHODS)), "two rows declare the same method"
+    assert set(probe) == set(METHODS)
+    not_methods = [m for m in METHODS if not callable(getattr(IoUring, m, None))]
+    assert not not_methods, f"not methods of IoUring: {not_methods}"
     assert probe["prep_nop"] is True
 
 
-def test_every_probed_operation_is_a_documented_method(ring: IoUring) -> None:
-    """Each op in probe() is a method whose docstring names its syscall and a Linux version."""
+def test_probe_supports_every_operation_this_kernel_is_new_enough_for(ring: IoUring) -> None:
+    """An operation whose row says it came in a Linux version no newer than the running kernel
+    is supported by probe() (so a ``since`` set too early shows on an older kernel)."""
+    release = _version(os.uname().release)
+    probe = ring.probe()
+    unsupported = [
+        f"{op['method']} (Linux {op['since']})"
+        for op in OPERATIONS
+        if _version(op["since"]) <= release and not probe[op["method"]]
+    ]
+    assert not unsupported, f"Linux {os.uname().release} lacks {unsupported}"
+
+
+def test_every_operation_documents_its_opcode_syscall_and_kernel_version(ring: IoUring) -> None:
+    """Each probed operation's docstring names its opcode (``IORING_OP_...``), the system call
+    it mirrors (when it mirrors one) and the Linux version that added it, as its row says."""
     problems: list[str] = []
     for name in ring.probe():
-        method = getattr(ring, name, None)
-        if not callable(method):
-            problems.append(f"{name}: not a method")
+        op = BY_METHOD.get(name)
+        if op is None:
+            problems.append(f"{name}: probed but not in the table")
             continue
-        doc = method.__doc__ or ""
-        if not doc.strip():
-            problems.append(f"{name}: no docstring")
-            continue
-        expected = SYSCALLS.get(name, ())
-        if expected and not any(token in doc for token in expected):
-            problems.append(f"{name}: docstring names none of {expected}")
-        if not re.search(r"Linux \d+\.\d+", doc):
-            problems.append(f"{name}: docstring names no 'Linux X.Y' version")
+        doc = getattr(IoUring, name).__doc__ or ""
+        expected = [op["opcode_name"], op["mirrors"], f"Linux {op['since']}"]
+        missing = [token for token in expected if token is not None and not _names(doc, token)]
+        if missing:
+            problems.append(f"{name}: docstring does not name {missing}")
     assert not problems, "\n".join(problems)
 
 
