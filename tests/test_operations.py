@@ -47,6 +47,7 @@ BAD_NUMBER = (ValueError, OverflowError)
 LINK = make_sqe_flags(io_link=True)
 SKIP = make_sqe_flags(skip_success=True)
 DRAIN = make_sqe_flags(io_drain=True)
+BUFFER_SELECT = make_sqe_flags(buffer_select=True)
 
 #: The operation table as the Rust core declares it, one row (a dict) per operation.
 Row = dict[str, Any]
@@ -544,6 +545,57 @@ def test_skip_success_timeout_remove_posts_only_the_timeout(ring: IoUring) -> No
     assert got[timeout].result == -errno.ECANCELED
     assert len(got) == 1
     assert nothing_arrives(ring) == []
+
+
+# --------------------------------------------------------------------------------------------
+# buffer_select, and the flags an operation's row refuses
+
+#: (method, make_sqe_flags argument) for each flag a row refuses beyond the common rules.
+ROW_REFUSALS = [(op["method"], flag) for op in OPERATIONS for flag in op["refuses"]]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_buffer_select_refused_without_a_buffer_group(scene: Scene, method: str) -> None:
+    """Every operation refuses buffer_select in sqe_flags when it is not given a provided
+    buffer group, naming the flag, and queues nothing (prep_recv with ``buffer_group=`` sets
+    the flag itself: see test_buffer_rings.py)."""
+    ring = scene.ring
+    call = plausible_call(scene, method)
+    skip_unless_supported(ring, method, call)
+    error = refused(ring, ValueError, "buffer_select", lambda: call(BUFFER_SELECT))
+    assert method in str(error)
+    assert sorted(os.listdir(scene.tmp_dir)) == ["f"]
+
+
+@pytest.mark.parametrize(("method", "flag"), ROW_REFUSALS)
+def test_an_operation_refuses_the_flags_its_row_names(scene: Scene, method: str, flag: str) -> None:
+    """A flag the row refuses is refused with a ValueError naming it, and nothing is queued."""
+    ring = scene.ring
+    call = plausible_call(scene, method)
+    skip_unless_supported(ring, method, call)
+    refused(ring, ValueError, flag, lambda: call(make_sqe_flags(**{flag: True})))
+    assert sorted(os.listdir(scene.tmp_dir)) == ["f"]
+
+
+@pytest.mark.parametrize("method", [m for m, flag in ROW_REFUSALS if flag == "io_drain"])
+def test_a_ring_that_has_drained_refuses_operations_that_refuse_io_drain(
+    scene: Scene, method: str
+) -> None:
+    """Once the ring has queued an io_drain entry, an operation whose row refuses io_drain is
+    refused even without the flag, naming it, and nothing is queued."""
+    ring = scene.ring
+    call = plausible_call(scene, method)
+    skip_unless_supported(ring, method, call)
+    ring.prep_nop(sqe_flags=DRAIN)
+    assert len(drain(ring)) == 1
+    refused(ring, ValueError, "io_drain", lambda: call(None))
+    assert sorted(os.listdir(scene.tmp_dir)) == ["f"]
+
+
+def test_row_refusals_name_make_sqe_flags_arguments() -> None:
+    """What a row refuses is spelled as make_sqe_flags spells its arguments."""
+    arguments = set(inspect.signature(make_sqe_flags).parameters)
+    assert {flag for _, flag in ROW_REFUSALS} <= arguments
 
 
 # --------------------------------------------------------------------------------------------
