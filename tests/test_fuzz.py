@@ -52,6 +52,7 @@ from century_ring import (
     make_io_ring,
     make_sqe_flags,
 )
+from century_ring._century_ring import _operations
 from conftest import DATA, SCRATCH_ROOT
 
 hypothesis = pytest.importorskip("hypothesis")
@@ -87,6 +88,9 @@ def _settings(scale: int = 1) -> settings:
 
 PREP_METHODS = sorted(name for name in dir(IoUring) if name.startswith("prep_"))
 
+#: The operation table as the Rust core declares it, by method.
+OPERATIONS: dict[str, dict[str, Any]] = {op["method"]: op for op in _operations()}
+
 SEED_METHODS = {
     "prep_openat",
     "prep_read",
@@ -115,13 +119,35 @@ ALLOWED = (
 
 SKIP_SUCCESS = make_sqe_flags(skip_success=True)
 IO_DRAIN = make_sqe_flags(io_drain=True)
+BUFFER_SELECT = make_sqe_flags(buffer_select=True)
+LINKED = make_sqe_flags(io_link=True) | make_sqe_flags(io_hardlink=True)
+
+#: Kinds of memory an operation owns only when asked to (accept's peer address, with
+#: ``peer_address=True``): an operation that owns nothing else may take skip_success.
+OWNED_ON_REQUEST = {"peer address"}
+
+
+def refusal_of(method: str, bits: int) -> str | None:
+    """Why ``method`` must refuse ``sqe_flags`` bits whatever its other arguments, by the rules
+    every operation follows and what its row says it owns and refuses; None if it need not."""
+    op = OPERATIONS[method]
+    if bits & BUFFER_SELECT and "buffer group" not in op["owns"]:
+        return "it selects from no buffer group, so buffer_select is refused"
+    if bits & SKIP_SUCCESS and set(op["owns"]) - OWNED_ON_REQUEST:
+        return f"it owns {op['owns']}, so skip_success is refused"
+    if bits & SKIP_SUCCESS and bits & LINKED:
+        return "skip_success is refused on a linked entry"
+    refused = [flag for flag in op["refuses"] if bits & make_sqe_flags(**{flag: True})]
+    return f"its row refuses {refused}" if refused else None
 
 
 def test_enumeration_covers_every_prep_method() -> None:
     """The fuzzed list is the class's prep_* methods: not empty, every seed method in it, and
-    exactly the operations probe() reports (so a new operation is fuzzed automatically)."""
+    exactly the operations the table declares and probe() reports (so a new operation is
+    fuzzed automatically)."""
     assert PREP_METHODS, "no prep_* method found on IoUring"
     assert set(PREP_METHODS) >= SEED_METHODS
+    assert set(PREP_METHODS) == set(OPERATIONS)
     with make_io_ring() as ring:
         assert set(ring.probe()) == set(PREP_METHODS)
     for name in PREP_METHODS:
@@ -443,9 +469,15 @@ OVERRIDES: dict[tuple[str, str], Callable[[], st.SearchStrategy[Any]]] = {
         st.one_of(st.sampled_from(["127.0.0.1", "::g", "", "localhost"]), hostile_ints()),
     ),
     ("prep_cancel", "fd"): lambda: st.one_of(st.none(), st.none(), fd_syms(), hostile_fds()),
-    ("prep_read_into", "buffer"): lambda: pair(buffer_syms(writable=True), hostile_buffers()),
-    ("prep_recv_into", "buffer"): lambda: pair(buffer_syms(writable=True), hostile_buffers()),
 }
+
+#: Operations whose row says the kernel writes the caller's buffer: they are fuzzed with
+#: writable buffers, so that most examples get past argument checking.
+WRITE_CALLER_BUFFER = sorted(
+    method for method, op in OPERATIONS.items() if "writable caller buffer" in op["owns"]
+)
+for _method in WRITE_CALLER_BUFFER:
+    OVERRIDES[(_method, "buffer")] = lambda: pair(buffer_syms(writable=True), hostile_buffers())
 
 
 def lengths() -> st.SearchStrategy[Any]:
@@ -701,6 +733,8 @@ def check_call(method: str, kwargs: dict[str, Any], env: Env) -> str:
             assert ring.submit() == 0
             return "raised"
         assert isinstance(ud, int) and ud >= 0, ud
+        refusal = refusal_of(method, bits)
+        assert refusal is None, f"{method}(**{args!r}) was queued, but {refusal}"
         got: list[CompletionEvent] = []
         others: list[CompletionEvent] = []
         expected = {ud}
@@ -865,6 +899,15 @@ def test_make_sqe_flags_gives_flags_every_prep_accepts(kwargs: dict[str, Any]) -
 
 
 # --- sanity of the harness itself -----------------------------------------------------------
+
+
+def test_operations_that_write_a_caller_buffer_take_it_as_buffer() -> None:
+    """Each operation whose row owns a writable caller buffer takes it as ``buffer``, the
+    parameter fuzzed with writable buffers; and there is such an operation (so the table still
+    spells the kind as this file looks for it)."""
+    assert WRITE_CALLER_BUFFER, "no row owns a 'writable caller buffer'"
+    for method in WRITE_CALLER_BUFFER:
+        assert "buffer" in inspect.signature(getattr(IoUring, method)).parameters, method
 
 
 def test_harness_never_hands_out_small_descriptors(fuzz_root: Path) -> None:

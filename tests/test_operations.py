@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import fcntl
+import inspect
 import mmap
 import os
 import re
@@ -20,6 +22,7 @@ import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +39,21 @@ from century_ring import (
     make_sqe_flags,
     raise_for_cqe,
 )
+from century_ring._century_ring import _operations
 from conftest import collect, complete, drain, libc_with_mmap, succeed
 
 SKIP_SUCCESS_MESSAGE = "Can't use 'SKIP_SUCCESS' on submissions with owned data"
 BAD_NUMBER = (ValueError, OverflowError)
 LINK = make_sqe_flags(io_link=True)
 SKIP = make_sqe_flags(skip_success=True)
+DRAIN = make_sqe_flags(io_drain=True)
+BUFFER_SELECT = make_sqe_flags(buffer_select=True)
+
+#: The operation table as the Rust core declares it, one row (a dict) per operation.
+Row = dict[str, Any]
+OPERATIONS: list[Row] = _operations()
+METHODS = [op["method"] for op in OPERATIONS]
+BY_METHOD = {op["method"]: op for op in OPERATIONS}
 
 AT_EMPTY_PATH = 0x1000
 AT_SYMLINK_NOFOLLOW = 0x100
@@ -68,17 +80,19 @@ def refused(
     exc: type[BaseException] | tuple[type[BaseException], ...],
     name: str,
     call: Callable[[], object],
-) -> None:
+) -> BaseException:
     """``call`` raises ``exc`` naming ``name``, and leaves the ring's queues as they were.
+    Returns the exception.
 
     A no-op is queued first, so that "nothing queued" is checked against a non-empty queue.
     """
     ring.prep_nop()
     before = (ring.pending_sq_entries, ring.in_flight)
-    with pytest.raises(exc, match=re.escape(name)):
+    with pytest.raises(exc, match=re.escape(name)) as info:
         call()
     assert (ring.pending_sq_entries, ring.in_flight) == before
     drain(ring)
+    return info.value
 
 
 def errno_of(cqe: CompletionEvent) -> int:
@@ -135,109 +149,335 @@ def closed_fd() -> int:
 
 
 # --------------------------------------------------------------------------------------------
-# Probe and docstrings
-
-#: How each operation's docstring may name the syscall (or io_uring opcode) it mirrors.
-SYSCALLS: dict[str, tuple[str, ...]] = {
-    "prep_openat": ("openat(2)", "IORING_OP_OPENAT"),
-    "prep_read": ("read(2)", "IORING_OP_READ"),
-    "prep_write": ("write(2)", "IORING_OP_WRITE"),
-    "prep_close": ("close(2)", "IORING_OP_CLOSE"),
-    "prep_create_socket": ("socket(2)", "IORING_OP_SOCKET"),
-    "prep_connect_v4": ("connect(2)", "IORING_OP_CONNECT"),
-    "prep_connect_v6": ("connect(2)", "IORING_OP_CONNECT"),
-    "prep_send": ("send(2)", "IORING_OP_SEND"),
-    "prep_recv": ("recv(2)", "IORING_OP_RECV"),
-    "prep_nop": ("IORING_OP_NOP",),
-    "prep_cancel": ("IORING_OP_ASYNC_CANCEL",),
-    "prep_timeout": ("IORING_OP_TIMEOUT",),
-    "prep_timeout_remove": ("IORING_OP_TIMEOUT_REMOVE",),
-    "prep_link_timeout": ("IORING_OP_LINK_TIMEOUT",),
-    "prep_poll_add": ("poll(2)", "IORING_OP_POLL_ADD"),
-    "prep_poll_remove": ("IORING_OP_POLL_REMOVE",),
-    "prep_msg_ring": ("IORING_OP_MSG_RING",),
-    "prep_readv": ("readv(2)", "IORING_OP_READV"),
-    "prep_writev": ("writev(2)", "IORING_OP_WRITEV"),
-    "prep_fsync": ("fsync(2)", "IORING_OP_FSYNC"),
-    "prep_fallocate": ("fallocate(2)", "IORING_OP_FALLOCATE"),
-    "prep_ftruncate": ("ftruncate(2)", "IORING_OP_FTRUNCATE"),
-    "prep_fadvise": ("posix_fadvise(2)", "IORING_OP_FADVISE"),
-    "prep_splice": ("splice(2)", "IORING_OP_SPLICE"),
-    "prep_tee": ("tee(2)", "IORING_OP_TEE"),
-    "prep_sync_file_range": ("sync_file_range(2)", "IORING_OP_SYNC_FILE_RANGE"),
-    "prep_openat2": ("openat2(2)", "IORING_OP_OPENAT2"),
-    "prep_statx": ("statx(2)", "IORING_OP_STATX"),
-    "prep_unlinkat": ("unlinkat(2)", "IORING_OP_UNLINKAT"),
-    "prep_renameat": ("renameat2(2)", "IORING_OP_RENAMEAT"),
-    "prep_mkdirat": ("mkdirat(2)", "IORING_OP_MKDIRAT"),
-    "prep_symlinkat": ("symlinkat(2)", "IORING_OP_SYMLINKAT"),
-    "prep_linkat": ("linkat(2)", "IORING_OP_LINKAT"),
-    "prep_waitid": ("waitid(2)", "IORING_OP_WAITID"),
-}
+# Probe and docstrings, against the operation table
 
 
-def test_probe_knows_every_operation_of_issue_4(ring: IoUring) -> None:
-    """probe() answers a bool for each operation of issue 4 (and the seed's)."""
+def _version(text: str) -> tuple[int, ...]:
+    """The major and minor numbers of a Linux version: ``"6.18.4-custom"`` -> ``(6, 18)``."""
+    return tuple(int(part) for part in re.findall(r"\d+", text)[:2])
+
+
+def _names(doc: str, token: str) -> bool:
+    """``doc`` names ``token`` as a whole: ``read(2)`` not as part of ``pread(2)``,
+    ``IORING_OP_READ`` not of ``IORING_OP_READV``, ``Linux 5.1`` not of ``Linux 5.11``."""
+    return re.search(rf"(?<!\w){re.escape(token)}(?!\w|\.\d)", doc) is not None
+
+
+def test_probe_knows_exactly_the_operations_of_the_table(ring: IoUring) -> None:
+    """probe() answers a bool for each operation the table declares and for no other; each
+    declared method exists on IoUring, once; nop is always supported."""
     probe = ring.probe()
     assert all(isinstance(v, bool) for v in probe.values())
-    missing = [name for name in SYSCALLS if name not in probe]
-    assert not missing, f"probe() does not know {missing}"
+    assert len(METHODS) == len(set(METHODS)), "two rows declare the same method"
+    assert set(probe) == set(METHODS)
+    not_methods = [m for m in METHODS if not callable(getattr(IoUring, m, None))]
+    assert not not_methods, f"not methods of IoUring: {not_methods}"
     assert probe["prep_nop"] is True
 
 
-def test_every_probed_operation_is_a_documented_method(ring: IoUring) -> None:
-    """Each op in probe() is a method whose docstring names its syscall and a Linux version."""
+def test_probe_supports_every_operation_this_kernel_is_new_enough_for(ring: IoUring) -> None:
+    """An operation whose row says it came in a Linux version no newer than the running kernel
+    is supported by probe() (so a ``since`` set too early shows on an older kernel)."""
+    release = _version(os.uname().release)
+    probe = ring.probe()
+    unsupported = [
+        f"{op['method']} (Linux {op['since']})"
+        for op in OPERATIONS
+        if _version(op["since"]) <= release and not probe[op["method"]]
+    ]
+    assert not unsupported, f"Linux {os.uname().release} lacks {unsupported}"
+
+
+def test_every_operation_documents_its_opcode_syscall_and_kernel_version(ring: IoUring) -> None:
+    """Each probed operation's docstring names its opcode (``IORING_OP_...``), the system call
+    it mirrors (when it mirrors one) and the Linux version that added it, as its row says."""
     problems: list[str] = []
     for name in ring.probe():
-        method = getattr(ring, name, None)
-        if not callable(method):
-            problems.append(f"{name}: not a method")
+        op = BY_METHOD.get(name)
+        if op is None:
+            problems.append(f"{name}: probed but not in the table")
             continue
-        doc = method.__doc__ or ""
-        if not doc.strip():
-            problems.append(f"{name}: no docstring")
-            continue
-        expected = SYSCALLS.get(name, ())
-        if expected and not any(token in doc for token in expected):
-            problems.append(f"{name}: docstring names none of {expected}")
-        if not re.search(r"Linux \d+\.\d+", doc):
-            problems.append(f"{name}: docstring names no 'Linux X.Y' version")
+        doc = getattr(IoUring, name).__doc__ or ""
+        expected = [op["opcode_name"], op["mirrors"], f"Linux {op['since']}"]
+        missing = [token for token in expected if token is not None and not _names(doc, token)]
+        if missing:
+            problems.append(f"{name}: docstring does not name {missing}")
+    assert not problems, "\n".join(problems)
+
+
+# --------------------------------------------------------------------------------------------
+# Every operation, called plausibly
+#
+# The tests of the rules every operation follows (skip_success, buffer_select, the flags its
+# row refuses) call each operation once, with arguments that get past argument checking. They
+# are built from parameter names, so a new operation is covered without editing a list here:
+# only a parameter name never seen before needs a plausible value in PLAUSIBLE.
+
+#: How a plausible value is made, for an operation's row.
+Make = Callable[["Scene", Row], object]
+
+
+@dataclass
+class Scene:
+    """What plausible calls of any operation use, made for one test: the regular file
+    ``tmp_dir / "f"`` (the directory's only entry) and the directory, a connected socket, a
+    listening one, a pipe's write end and another ring. Registered buffers and files are added
+    to the ring only when an operation takes them."""
+
+    ring: IoUring
+    tmp_dir: Path
+    file_fd: int
+    dir_fd: int
+    connected: socket.socket
+    listener: socket.socket
+    pipe_w: int
+    other: IoUring
+    throwaways: list[int] = field(default_factory=list)
+    registered: list[bytearray] = field(default_factory=list)
+    files_registered: bool = False
+
+    def descriptor_for(self, op: Row) -> object:
+        """The descriptor the operation's docstring asks for as ``fd``: a listening socket, a
+        socket, or else the regular file."""
+        doc = getattr(IoUring, op["method"]).__doc__ or ""
+        wanted = re.search(r":param fd: ([^\n]*)", doc)
+        text = wanted.group(1) if wanted else ""
+        if "listening socket" in text:
+            return self.listener
+        if "socket" in text:
+            return self.connected
+        return self.file_fd
+
+    def buffer_for(self, op: Row) -> bytes | bytearray:
+        """A buffer the kernel may write when the row says it writes the caller's buffer."""
+        return bytearray(b"ab") if "writable caller buffer" in op["owns"] else b"ab"
+
+    def throwaway_fd(self, op: Row) -> int:
+        """A descriptor of the file that the operation may close (closed at the end if not)."""
+        fd = os.dup(self.file_fd)
+        self.throwaways.append(fd)
+        return fd
+
+    def buffer_index(self, op: Row) -> int:
+        """The index of a buffer registered on the ring for the call."""
+        if not self.registered:
+            self.registered.append(bytearray(16))
+            self.ring.register_buffers(self.registered)
+        return 0
+
+    def slot(self, op: Row) -> int:
+        """A slot of the ring's registered file table, holding the file."""
+        if not self.files_registered:
+            self.ring.register_files([self.file_fd])
+            self.files_registered = True
+        return 0
+
+    def clean_up(self) -> None:
+        """Cancel and reap whatever a call left in flight (one the ring should have refused, in
+        a failing test), reap the messages the other ring got, close spare descriptors."""
+        self.ring.prep_cancel()
+        fence(self.ring)
+        self.other.get_completion_entries()
+        file = os.fstat(self.file_fd)
+        for fd in self.throwaways:
+            try:
+                same = os.path.samestat(os.fstat(fd), file)
+            except OSError:
+                continue  # the operation closed it
+            if same:
+                os.close(fd)
+
+
+def always(value: object) -> Make:
+    return lambda scene, op: value
+
+
+#: A plausible value for each parameter name that some operation requires.
+PLAUSIBLE: dict[str, Make] = {
+    "fd": Scene.descriptor_for,
+    "fd_in": lambda s, op: s.file_fd,
+    "fd_out": lambda s, op: s.pipe_w,
+    "relative_to": lambda s, op: s.dir_fd,
+    "old_relative_to": lambda s, op: s.dir_fd,
+    "new_relative_to": lambda s, op: s.dir_fd,
+    "path": always("f"),
+    "old_path": always("f"),
+    "target": always("f"),
+    "new_path": always("g"),
+    "link_path": always("g"),
+    "open_mode": always(FileOpenMode.READ_ONLY),
+    "buffer": Scene.buffer_for,
+    "buffers": always([b"ab"]),
+    "buffer_index": Scene.buffer_index,
+    "slot": Scene.slot,
+    "byte_count": always(4),
+    "byte_counts": always([4, 4]),
+    "offset": always(0),
+    "offset_in": always(-1),  # the file's position
+    "offset_out": always(-1),  # a pipe has none
+    "length": always(4),
+    "advice": always(os.POSIX_FADV_NORMAL),
+    "domain": always(socket.AF_UNIX),
+    "type": always(socket.SOCK_STREAM),
+    "address": always(("127.0.0.1", 9)),
+    "port": always(9),
+    "how": always(socket.SHUT_WR),
+    "seconds": always(1),
+    "user_data": always(12345),  # of nothing in flight
+    "events": always(select.POLLIN),
+    "ring": lambda s, op: s.other,
+    "idtype": always(os.P_PID),
+    "id": always(1),  # not this process's child
+    "options": always(os.WEXITED),
+}
+
+#: What single operations need beyond values by name: accept owns the peer's address only when
+#: asked for it; close needs a descriptor of its own to close; mkdirat makes ``path``, which
+#: must not exist yet; connect_v4 and connect_v6 take a bare address of their family.
+PER_OPERATION: dict[str, dict[str, Make]] = {
+    "prep_accept": {"peer_address": always(True)},
+    "prep_close": {"fd": Scene.throwaway_fd},
+    "prep_mkdirat": {"path": always("sub")},
+    "prep_connect_v4": {"address": always("127.0.0.1")},
+    "prep_connect_v6": {"address": always("::1")},
+}
+
+
+def _parameters(method: str) -> list[inspect.Parameter]:
+    return list(inspect.signature(getattr(IoUring, method)).parameters.values())[1:]
+
+
+def plausible_call(scene: Scene, method: str) -> Callable[[int | None], int]:
+    """``method`` bound to plausible arguments, taking the ``sqe_flags`` to queue it with.
+
+    Fails the test (never skips it) when a required parameter has no plausible value."""
+    op = BY_METHOD[method]
+    special = PER_OPERATION.get(method, {})
+    kwargs: dict[str, object] = {}
+    for param in _parameters(method):
+        make = special.get(param.name)
+        if make is None and param.default is inspect.Parameter.empty:
+            make = PLAUSIBLE.get(param.name)
+            if make is None:
+                pytest.fail(
+                    f"{method}: no plausible value for {param.name!r}; add one to PLAUSIBLE"
+                )
+        if make is not None:
+            kwargs[param.name] = make(scene, op)
+    bound = getattr(scene.ring, method)
+    return lambda sqe_flags: bound(**kwargs, sqe_flags=sqe_flags)
+
+
+def skip_unless_supported(ring: IoUring, method: str, call: Callable[[int | None], int]) -> None:
+    """Skip, with the library's own NotImplementedError message, when the kernel lacks
+    ``method``."""
+    if ring.probe()[method]:
+        return
+    with pytest.raises(NotImplementedError) as info:
+        call(None)
+    pytest.skip(str(info.value))
+
+
+def fence(ring: IoUring) -> list[CompletionEvent]:
+    """Wait until everything queued so far has completed, and return what was reaped.
+
+    A drained no-op starts only after every entry before it has completed, those queued with
+    skip_success (which the ring does not track) included."""
+    ring.prep_nop(sqe_flags=DRAIN)
+    return drain(ring)
+
+
+def open_descriptors() -> set[int]:
+    """This process's open descriptors (not counting the one that listed them)."""
+    listed = [int(name) for name in os.listdir("/proc/self/fd")]
+    return {fd for fd in listed if _is_open(fd)}
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        fcntl.fcntl(fd, fcntl.F_GETFD)
+    except OSError:
+        return False
+    return True
+
+
+@pytest.fixture
+def scene(
+    ring: IoUring,
+    tmp_dir: Path,
+    file_fd: int,
+    dir_fd: int,
+    sockets: tuple[socket.socket, socket.socket],
+    pipe: tuple[int, int],
+) -> Iterator[Scene]:
+    with socket.create_server(("127.0.0.1", 0)) as listener, make_io_ring(entries=8) as other:
+        made = Scene(ring, tmp_dir, file_fd, dir_fd, sockets[0], listener, pipe[1], other)
+        try:
+            yield made
+        finally:
+            made.clean_up()
+
+
+def test_every_parameter_an_operation_requires_has_a_plausible_value() -> None:
+    """Each required parameter of each operation in the table gets a value from PLAUSIBLE (or
+    its entry of PER_OPERATION), and PER_OPERATION names only real operations and parameters;
+    so a new operation with a new kind of parameter fails here until it is given one."""
+    problems: list[str] = []
+    for method in METHODS:
+        names = {p.name for p in _parameters(method)}
+        special = PER_OPERATION.get(method, {})
+        for param in _parameters(method):
+            required = param.default is inspect.Parameter.empty
+            if required and param.name not in PLAUSIBLE and param.name not in special:
+                problems.append(f"{method}: no plausible value for {param.name!r}")
+        problems += [f"{method}: PER_OPERATION sets unknown {n!r}" for n in set(special) - names]
+    problems += [f"PER_OPERATION names unknown {m}" for m in set(PER_OPERATION) - set(METHODS)]
     assert not problems, "\n".join(problems)
 
 
 # --------------------------------------------------------------------------------------------
 # skip_success
 
-#: Calls with skip_success of every operation that owns memory: (ring, dir_fd, file_fd).
-OWNING_CALLS: dict[str, Callable[[IoUring, int, int], int]] = {
-    "prep_timeout": lambda r, d, fd: r.prep_timeout(1, sqe_flags=SKIP),
-    "prep_link_timeout": lambda r, d, fd: r.prep_link_timeout(1, sqe_flags=SKIP),
-    "prep_readv": lambda r, d, fd: r.prep_readv(fd, [4, 4], 0, sqe_flags=SKIP),
-    "prep_writev": lambda r, d, fd: r.prep_writev(fd, [b"ab"], 0, sqe_flags=SKIP),
-    "prep_openat2": lambda r, d, fd: r.prep_openat2(d, "f", FileOpenMode.READ_ONLY, sqe_flags=SKIP),
-    "prep_statx": lambda r, d, fd: r.prep_statx(d, "f", sqe_flags=SKIP),
-    "prep_unlinkat": lambda r, d, fd: r.prep_unlinkat(d, "f", sqe_flags=SKIP),
-    "prep_renameat": lambda r, d, fd: r.prep_renameat(d, "f", d, "g", sqe_flags=SKIP),
-    "prep_mkdirat": lambda r, d, fd: r.prep_mkdirat(d, "sub", sqe_flags=SKIP),
-    "prep_symlinkat": lambda r, d, fd: r.prep_symlinkat("f", d, "lnk", sqe_flags=SKIP),
-    "prep_linkat": lambda r, d, fd: r.prep_linkat(d, "f", d, "hard", sqe_flags=SKIP),
-    "prep_waitid": lambda r, d, fd: r.prep_waitid(os.P_ALL, 0, os.WEXITED, sqe_flags=SKIP),
-}
 
-
-@pytest.mark.parametrize("op", sorted(OWNING_CALLS))
-def test_skip_success_refused_on_owning_ops(
-    ring: IoUring, tmp_dir: Path, file_fd: int, dir_fd: int, op: str
+@pytest.mark.parametrize("method", METHODS)
+def test_skip_success_refused_exactly_when_the_operation_owns_memory(
+    scene: Scene, method: str
 ) -> None:
-    """Operations that own memory refuse skip_success, queue nothing, and leave files alone."""
-    needs(ring, op)
-    ring.prep_nop()
-    before = (ring.pending_sq_entries, ring.in_flight)
-    with pytest.raises(ValueError, match=re.escape(SKIP_SUCCESS_MESSAGE)):
-        OWNING_CALLS[op](ring, dir_fd, file_fd)
-    assert (ring.pending_sq_entries, ring.in_flight) == before
-    drain(ring)
-    assert sorted(os.listdir(tmp_dir)) == ["f"]
+    """An operation whose row says it owns memory refuses skip_success with the documented
+    message, queues nothing and leaves the files alone; one that owns nothing accepts it, and
+    posts a completion only if it fails."""
+    ring = scene.ring
+    call = plausible_call(scene, method)
+    skip_unless_supported(ring, method, call)
+    if BY_METHOD[method]["owns"]:
+        error = refused(ring, ValueError, SKIP_SUCCESS_MESSAGE, lambda: call(SKIP))
+        assert str(error) == SKIP_SUCCESS_MESSAGE
+    else:
+        before = open_descriptors()
+        ud = call(SKIP)
+        assert isinstance(ud, int)
+        posted = [c for c in fence(ring) if c.user_data == ud]
+        assert all(c.result < 0 for c in posted), f"a success was posted: {posted}"
+        # A descriptor it made (create_socket, fixed_fd_install) is in no completion: close it.
+        for fd in open_descriptors() - before:
+            os.close(fd)
+    assert ring.in_flight == 0
+    assert sorted(os.listdir(scene.tmp_dir)) == ["f"]
+
+
+@pytest.mark.parametrize("link", ["io_link", "io_hardlink"])
+@pytest.mark.parametrize("method", METHODS)
+def test_skip_success_refused_on_a_linked_entry(scene: Scene, method: str, link: str) -> None:
+    """skip_success with io_link or io_hardlink is refused for every operation (those that own
+    nothing say why: the entries linked after a failure would post nothing)."""
+    ring = scene.ring
+    call = plausible_call(scene, method)
+    skip_unless_supported(ring, method, call)
+    flags = make_sqe_flags(skip_success=True, **{link: True})
+    error = refused(ring, ValueError, "SKIP_SUCCESS", lambda: call(flags))
+    if not BY_METHOD[method]["owns"]:
+        assert "IO_LINK" in str(error)
+    assert sorted(os.listdir(scene.tmp_dir)) == ["f"]
 
 
 def test_skip_success_nop_posts_nothing(ring: IoUring) -> None:
@@ -305,6 +545,57 @@ def test_skip_success_timeout_remove_posts_only_the_timeout(ring: IoUring) -> No
     assert got[timeout].result == -errno.ECANCELED
     assert len(got) == 1
     assert nothing_arrives(ring) == []
+
+
+# --------------------------------------------------------------------------------------------
+# buffer_select, and the flags an operation's row refuses
+
+#: (method, make_sqe_flags argument) for each flag a row refuses beyond the common rules.
+ROW_REFUSALS = [(op["method"], flag) for op in OPERATIONS for flag in op["refuses"]]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_buffer_select_refused_without_a_buffer_group(scene: Scene, method: str) -> None:
+    """Every operation refuses buffer_select in sqe_flags when it is not given a provided
+    buffer group, naming the flag, and queues nothing (prep_recv with ``buffer_group=`` sets
+    the flag itself: see test_buffer_rings.py)."""
+    ring = scene.ring
+    call = plausible_call(scene, method)
+    skip_unless_supported(ring, method, call)
+    error = refused(ring, ValueError, "buffer_select", lambda: call(BUFFER_SELECT))
+    assert method in str(error)
+    assert sorted(os.listdir(scene.tmp_dir)) == ["f"]
+
+
+@pytest.mark.parametrize(("method", "flag"), ROW_REFUSALS)
+def test_an_operation_refuses_the_flags_its_row_names(scene: Scene, method: str, flag: str) -> None:
+    """A flag the row refuses is refused with a ValueError naming it, and nothing is queued."""
+    ring = scene.ring
+    call = plausible_call(scene, method)
+    skip_unless_supported(ring, method, call)
+    refused(ring, ValueError, flag, lambda: call(make_sqe_flags(**{flag: True})))
+    assert sorted(os.listdir(scene.tmp_dir)) == ["f"]
+
+
+@pytest.mark.parametrize("method", [m for m, flag in ROW_REFUSALS if flag == "io_drain"])
+def test_a_ring_that_has_drained_refuses_operations_that_refuse_io_drain(
+    scene: Scene, method: str
+) -> None:
+    """Once the ring has queued an io_drain entry, an operation whose row refuses io_drain is
+    refused even without the flag, naming it, and nothing is queued."""
+    ring = scene.ring
+    call = plausible_call(scene, method)
+    skip_unless_supported(ring, method, call)
+    ring.prep_nop(sqe_flags=DRAIN)
+    assert len(drain(ring)) == 1
+    refused(ring, ValueError, "io_drain", lambda: call(None))
+    assert sorted(os.listdir(scene.tmp_dir)) == ["f"]
+
+
+def test_row_refusals_name_make_sqe_flags_arguments() -> None:
+    """What a row refuses is spelled as make_sqe_flags spells its arguments."""
+    arguments = set(inspect.signature(make_sqe_flags).parameters)
+    assert {flag for _, flag in ROW_REFUSALS} <= arguments
 
 
 # --------------------------------------------------------------------------------------------
