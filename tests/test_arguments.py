@@ -23,6 +23,7 @@ from century_ring import (
     make_io_ring,
     make_sqe_flags,
 )
+from century_ring._century_ring import _operations
 from conftest import DATA, collect, drain, succeed
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -350,7 +351,8 @@ def _valid_calls() -> dict[str, Callable[[IoUring, Env, int], object]]:
 
 
 OPS = list(_valid_calls())
-OWNING_OPS = [op for op in OPS if op not in ("prep_create_socket", "prep_close")]
+#: The seed operations whose row in the operation table says they own memory.
+OWNING_OPS = [op["method"] for op in _operations() if op["method"] in OPS and op["owns"]]
 
 
 @pytest.mark.parametrize("op", OPS)
