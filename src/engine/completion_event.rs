@@ -125,7 +125,7 @@ impl CompletionEvent {
     /// operation still armed, ``IORING_CQE_F_MORE``). The ring keeps the operation's memory
     /// until the final completion, the first with ``more`` false.
     #[getter]
-    fn more(&self) -> bool {
+    pub fn more(&self) -> bool {
         self.raw_flags & CQE_F_MORE != 0
     }
 
@@ -133,7 +133,7 @@ impl CompletionEvent {
     /// (``IORING_CQE_F_NOTIF``): the kernel no longer reads the buffer. Its :attr:`result` is
     /// ``0``.
     #[getter]
-    fn notification(&self) -> bool {
+    pub fn notification(&self) -> bool {
         self.raw_flags & CQE_F_NOTIF != 0
     }
 

@@ -21,7 +21,7 @@ const NO_SLOT: u32 = u32::MAX;
 struct Slot {
     generation: u32,
     /// `Some` while occupied.
-    owned: Option<Lent>,
+    lent: Option<Lent>,
     next_free: u32,
 }
 
@@ -34,21 +34,21 @@ pub struct InFlight {
 }
 
 impl InFlight {
-    /// Stores `owned` and returns the `user_data` its SQE must carry.
-    pub fn insert(&mut self, owned: Lent) -> u64 {
+    /// Stores `lent` and returns the `user_data` its SQE must carry.
+    pub fn insert(&mut self, lent: Lent) -> u64 {
         self.live += 1;
         let index = match self.free_head {
             Some(index) => {
                 let slot = &mut self.slots[index as usize];
                 self.free_head = (slot.next_free != NO_SLOT).then_some(slot.next_free);
-                slot.owned = Some(owned);
+                slot.lent = Some(lent);
                 index
             }
             None => {
                 let index = u32::try_from(self.slots.len()).expect("fewer than 2**32 operations");
                 self.slots.push(Slot {
                     generation: 1,
-                    owned: Some(owned),
+                    lent: Some(lent),
                     next_free: NO_SLOT,
                 });
                 index
@@ -72,10 +72,10 @@ impl InFlight {
         }
         let (generation, index) = decode(user_data);
         let slot = self.slots.get_mut(index as usize)?;
-        if slot.generation != generation || slot.owned.is_none() {
+        if slot.generation != generation || slot.lent.is_none() {
             return None;
         }
-        let owned = slot.owned.take();
+        let lent = slot.lent.take();
         // Generations skip 0 (untracked space) and u32::MAX (internal user_data).
         slot.generation = match slot.generation.wrapping_add(1) {
             0 | u32::MAX => 1,
@@ -84,7 +84,7 @@ impl InFlight {
         slot.next_free = self.free_head.unwrap_or(NO_SLOT);
         self.free_head = Some(index);
         self.live -= 1;
-        owned
+        lent
     }
 
     /// What the operation with this `user_data` owns, left in place.
@@ -95,7 +95,7 @@ impl InFlight {
         let (generation, index) = decode(user_data);
         let slot = self.slots.get(index as usize)?;
         (slot.generation == generation)
-            .then_some(slot.owned.as_ref())
+            .then_some(slot.lent.as_ref())
             .flatten()
     }
 
@@ -114,7 +114,7 @@ impl InFlight {
         self.slots
             .iter()
             .enumerate()
-            .filter(|(_, slot)| slot.owned.is_some())
+            .filter(|(_, slot)| slot.lent.is_some())
             .map(|(index, slot)| encode(slot.generation, index as u32))
             .collect()
     }

@@ -375,13 +375,14 @@ impl Ring {
     }
 
     /// Reaps the completions [`Ring::collect`] took, oldest first: releases what each
-    /// completed operation owned and hands `deliver` its `CompletionEvent`. Stops at the first
+    /// completed operation owned and hands `deliver` its `user_data` and `CompletionEvent`
+    /// (whose `more()` says whether the operation will complete again). Stops at the first
     /// error `deliver` returns; the completions after it stay ready for the next call.
     #[inline]
     pub fn reap(
         &mut self,
         py: Python<'_>,
-        mut deliver: impl FnMut(CompletionEvent) -> PyResult<()>,
+        mut deliver: impl FnMut(u64, CompletionEvent) -> PyResult<()>,
     ) -> PyResult<()> {
         while let Some(raw) = self.ready.pop_front() {
             let mut extra = None;
@@ -421,7 +422,7 @@ impl Ring {
                 extra,
                 provided_buffer,
             );
-            deliver(event)?;
+            deliver(raw.user_data, event)?;
         }
         Ok(())
     }

@@ -209,7 +209,7 @@ impl IoUring {
             // The list is made at its final length in one go, cheaper per completion than
             // appending to a growing one.
             let mut events = Vec::with_capacity(ring.collect()?);
-            ring.reap(py, |event| {
+            ring.reap(py, |_, event| {
                 events.push(Bound::new(py, event)?);
                 Ok(())
             })?;
