@@ -106,6 +106,10 @@ SEED_METHODS = {
 #: Operations whose successful result is a new descriptor, which the test closes.
 RETURNS_FD = {"prep_openat", "prep_openat2", "prep_accept", "prep_create_socket"}
 
+#: Operations whose successful completion reports new descriptors as its ``extra`` (unless they
+#: went into registered slots), which the test closes.
+EXTRA_FDS = {"prep_pipe"}
+
 #: Exceptions a bad argument may raise (API.md), plus MemoryError for a refused allocation.
 ALLOWED = (
     ValueError,
@@ -746,6 +750,9 @@ def check_call(method: str, kwargs: dict[str, Any], env: Env) -> str:
                 got.append(cqe)
                 if method in RETURNS_FD and cqe.result >= 0:
                     _close_quietly(cqe.result)
+                if method in EXTRA_FDS and cqe.result >= 0 and args.get("file_index") is None:
+                    for fd in cqe.extra:
+                        _close_quietly(fd)
             else:
                 others.append(cqe)
 

@@ -355,6 +355,9 @@ class IoUring:
         *,
         sqe_flags: int | None = None,
     ) -> int: ...
+    def prep_pipe(
+        self, flags: int = 0, *, file_index: int | None = None, sqe_flags: int | None = None
+    ) -> int: ...
     def prep_sync_file_range(
         self, fd: _Fd, offset: int, length: int, flags: int = 0, *, sqe_flags: int | None = None
     ) -> int: ...

@@ -2,17 +2,19 @@
 //! splicing, and metadata.
 
 use std::ffi::CString;
+use std::os::fd::RawFd;
 
 use io_uring::opcode;
 use io_uring::types::{DestinationSlot, Fd, FsyncFlags, OpenHow};
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyTuple};
 
 use super::{capped_u32, destination_parts, Prepared, Source};
 use crate::mem::caller_buffer::HeldBuffer;
 use crate::mem::io_buf::IoBuf;
 use crate::mem::lent::{Lent, LentMemory, Report};
 use crate::mem::statx::StatxResult;
+use crate::resources::file_table::FileIndex;
 
 operations! {
     /// Opens a file, giving its new descriptor.
@@ -52,6 +54,9 @@ operations! {
     SPLICE = "splice": Splice IORING_OP_SPLICE since "5.7", mirrors "splice(2)", owns [];
     /// Duplicates data from one pipe into another.
     TEE = "tee": Tee IORING_OP_TEE since "5.8", mirrors "tee(2)", owns [];
+    /// Creates a pipe, giving its two descriptors; until they are reported, the ring owns them
+    /// too, and closes them if it is closed first.
+    PIPE = "pipe": Pipe IORING_OP_PIPE since "6.16", mirrors "pipe2(2)", owns ["pipefd"];
     /// Reads a file's metadata into a `struct statx` the kernel fills.
     STATX = "statx": Statx IORING_OP_STATX since "5.6", mirrors "statx(2)",
         owns ["path", "statx"];
@@ -288,6 +293,91 @@ pub fn tee(fd_in: i32, fd_out: i32, length: u32, flags: u32) -> Prepared {
     }
 }
 
+/// What a pipe points at: `int pipefd[2]`, which the kernel fills with the read end and the
+/// write end. Both are `-1` until it does: Linux writes the array only once both descriptors
+/// (or slots) are installed, so a number in it is always one the operation made.
+///
+/// Descriptors the kernel made are the ring's until the completion reports them. If this is
+/// dropped without reporting them (the ring was closed, or dropped, before the completion was
+/// reaped), it closes them, so none is left open that nobody knows about. Once reported they
+/// are the caller's, and `fds` goes back to `-1` so that nothing here closes them.
+struct PipeFds {
+    fds: [RawFd; 2],
+    /// With `file_index`, the ends went into slots of the registered file table, which owns
+    /// them; `fds` then holds slot numbers, never to be closed as descriptors.
+    file_index: Option<FileIndex>,
+}
+
+impl LentMemory for PipeFds {
+    /// `(read_fd, write_fd)`, or with `file_index` the two slots; nothing for a failure.
+    fn finish(mut self: Box<Self>, py: Python<'_>, result: i32) -> PyResult<Report> {
+        if result < 0 {
+            return Ok(Report::default());
+        }
+        let ends = match self.file_index {
+            // Some kernels with IORING_OP_PIPE write 0 for both ends put into given slots
+            // (their slot install returns 0, not the slot; 6.18 writes the slots), so report
+            // the slots asked for rather than what was written.
+            Some(FileIndex::Slot(slot)) => [i64::from(slot), i64::from(slot) + 1],
+            _ => self.fds.map(i64::from),
+        };
+        // Should this fail (no memory for the tuple), `self` is dropped and closes the ends:
+        // the completion then reports the error, and no descriptor is left behind.
+        let pair = PyTuple::new(py, ends)?;
+        self.fds = [-1, -1];
+        Ok(Report {
+            buffer: None,
+            extra: Some(pair.into_any().unbind()),
+        })
+    }
+}
+
+impl Drop for PipeFds {
+    fn drop(&mut self) {
+        if self.file_index.is_some() {
+            return;
+        }
+        for fd in self.fds {
+            if fd >= 0 {
+                // SAFETY: `fd` is a descriptor this operation made and never reported, so no
+                // one else knows its number or closes it (see `PipeFds`).
+                unsafe { libc::close(fd) };
+            }
+        }
+    }
+}
+
+/// `flags` already carries `O_CLOEXEC`. With `file_index` (checked against the table, the
+/// slot after a given one included), the read end goes into that slot and the write end into
+/// the next (or both into free slots the kernel picks), and `O_CLOEXEC` is dropped: the kernel
+/// refuses it for slots.
+pub fn pipe(flags: i32, file_index: Option<FileIndex>) -> Prepared {
+    let flags = if file_index.is_some() {
+        flags & !libc::O_CLOEXEC
+    } else {
+        flags
+    };
+    let slot = file_index.map(|index| match index {
+        FileIndex::Slot(slot) => {
+            DestinationSlot::try_from_slot_target(slot).expect("slots are below 2**20")
+        }
+        FileIndex::Alloc => DestinationSlot::auto_target(),
+    });
+    let mut fds = Box::new(PipeFds {
+        fds: [-1, -1],
+        file_index,
+    });
+    let entry = opcode::Pipe::new(fds.fds.as_mut_ptr())
+        .flags(flags as u32)
+        .file_index(slot)
+        .build();
+    Prepared {
+        op: &PIPE,
+        entry,
+        lent: Lent::Other(fds),
+    }
+}
+
 pub fn sync_file_range(fd: i32, offset: u64, length: u32, flags: u32) -> Prepared {
     Prepared {
         op: &SYNC_FILE_RANGE,
@@ -370,5 +460,49 @@ pub fn statx(dir_fd: i32, path: CString, flags: i32, mask: u32) -> Prepared {
         op: &STATX,
         entry,
         lent: Lent::Other(args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn is_open(fd: RawFd) -> bool {
+        // SAFETY: F_GETFD takes no pointer and only reads the descriptor table.
+        unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
+    }
+
+    fn new_pipe() -> [RawFd; 2] {
+        let mut fds = [-1; 2];
+        // SAFETY: `fds` is the two-int array pipe2 fills.
+        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+        fds
+    }
+
+    /// One test, not two: another test's new descriptors could take the numbers just closed.
+    #[test]
+    fn dropped_unreported_closes_descriptors_but_never_slots_or_unwritten_ends() {
+        let slots = new_pipe();
+        drop(PipeFds {
+            fds: slots,
+            file_index: Some(FileIndex::Alloc),
+        });
+        drop(PipeFds {
+            fds: [-1, -1],
+            file_index: None,
+        });
+        assert!(is_open(slots[0]) && is_open(slots[1]));
+
+        let fds = new_pipe();
+        drop(PipeFds {
+            fds,
+            file_index: None,
+        });
+        assert!(!is_open(fds[0]) && !is_open(fds[1]));
+        // SAFETY: the test's own descriptors, closed once.
+        unsafe {
+            libc::close(slots[0]);
+            libc::close(slots[1]);
+        }
     }
 }

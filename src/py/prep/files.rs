@@ -13,6 +13,9 @@ use crate::py::io_uring::IoUring;
 use crate::py::sqe_flags;
 use crate::resources::file_table::FileIndex;
 
+/// The flags `prep_pipe` takes, as `pipe2(2)` does (less `O_NOTIFICATION_PIPE`).
+const PIPE_FLAGS: i32 = libc::O_NONBLOCK | libc::O_DIRECT | libc::O_CLOEXEC;
+
 /// The most buffers one vectored read or write takes (`IOV_MAX`).
 const IOV_MAX: usize = 1024;
 
@@ -512,6 +515,68 @@ impl IoUring {
         let flags = args::int_or(flags, "flags", 0, u32::MAX.into(), 0)? as u32;
         self.queue(sqe_flags::parse(sqe_flags)?, |_| {
             Ok(files::tee(fd_in, fd_out, length, flags))
+        })
+    }
+
+    /// Queues a ``pipe2(2)`` (``IORING_OP_PIPE``, Linux 6.16): creates a pipe. The
+    /// completion's :attr:`~CompletionEvent.result` is ``0`` on success, and its
+    /// :attr:`~CompletionEvent.extra` the pipe's two new descriptors ``(read_fd, write_fd)``,
+    /// as :func:`os.pipe` gives them: the caller owns them and closes them with
+    /// :func:`os.close`. On failure (such as ``-EMFILE``) ``extra`` is ``None``. Its
+    /// :attr:`~CompletionEvent.buffer` is ``None``. ``O_CLOEXEC`` is always added.
+    ///
+    /// The ring owns the two-int array the kernel writes the descriptors into until the
+    /// completion is reaped. If the ring is closed (or dropped) before then, the descriptors
+    /// the kernel made are closed with it, so none is left open; once a completion has
+    /// reported them they are the caller's, and the ring never closes them.
+    ///
+    /// :param flags: ``0``, or :data:`os.O_NONBLOCK` and :data:`os.O_DIRECT` (a pipe in packet
+    ///     mode, where each write is one packet) combined with ``|``, as for
+    ///     :func:`os.pipe2`. :data:`os.O_CLOEXEC` is accepted, and always added anyway.
+    /// :param file_index: Install the read end into this slot of the registered file table
+    ///     and the write end into the next one, instead of the descriptor table, or
+    ///     :data:`century_ring.ALLOC_FILE_INDEX` to have the kernel pick two free slots. The
+    ///     completion's :attr:`~CompletionEvent.extra` is then the two slots
+    ///     ``(read_slot, write_slot)``, which the table owns, and ``O_CLOEXEC`` is left out.
+    ///     As for :meth:`prep_openat`.
+    /// :param sqe_flags: Flags from :func:`make_sqe_flags`; ``skip_success`` is refused, since
+    ///     the ring owns the array the descriptors are written into.
+    /// :returns: The operation's ``user_data``.
+    /// :raises ValueError: ``flags`` holds anything else, or ``file_index`` is given without
+    ///     a registered file table, or it or the slot after it is outside the table.
+    /// :raises NotImplementedError: The kernel lacks ``IORING_OP_PIPE`` (Linux 6.16).
+    #[pyo3(
+        signature = (flags=None, *, file_index=None, sqe_flags=None),
+        text_signature = "($self, flags=0, *, file_index=None, sqe_flags=None)"
+    )]
+    fn prep_pipe(
+        &self,
+        flags: Option<&Bound<'_, PyAny>>,
+        file_index: Option<&Bound<'_, PyAny>>,
+        sqe_flags: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<u64> {
+        let flags = args::int_or(flags, "flags", 0, i32::MAX.into(), 0)? as i32;
+        if flags & !PIPE_FLAGS != 0 {
+            return Err(errors::bad_arg(format!(
+                "flags may hold only os.O_NONBLOCK, os.O_DIRECT and os.O_CLOEXEC, got \
+                 {flags:#o}"
+            )));
+        }
+        let file_index = FileIndex::parse(file_index)?;
+        self.queue(sqe_flags::parse(sqe_flags)?, |ring| {
+            ring.files()
+                .destination(file_index, ring.support(), "prep_pipe")?;
+            if let Some(FileIndex::Slot(slot)) = file_index {
+                // The write end goes into the slot after the read end's. (Checked here, since
+                // the kernel's own failure there may also empty the wrong slot on kernels
+                // that mistake the given slot for 0.)
+                ring.files().check_slot(
+                    slot + 1,
+                    "prep_pipe",
+                    "file_index: the write end's slot",
+                )?;
+            }
+            Ok(files::pipe(flags | libc::O_CLOEXEC, file_index))
         })
     }
 
