@@ -45,7 +45,7 @@ pub fn skip_success_with_link() -> PyErr {
     )
 }
 
-/// An operation that must not follow `io_drain` (see `ops::Refusal::DrainedRing`).
+/// An operation that must not follow `io_drain` (see `ops::Restriction::DrainedRing`).
 pub fn drained_ring(method: &str) -> PyErr {
     PyValueError::new_err(format!(
         "{method} can't be used with 'IO_DRAIN', nor on a ring that has ever queued an entry \

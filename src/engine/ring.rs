@@ -17,7 +17,7 @@ use crate::base::fork::Origin;
 use crate::base::kernel_support::KernelSupport;
 use crate::mem::io_buf::BufferPool;
 use crate::mem::lent::Lent;
-use crate::ops::{Operation, Prepared, Refusal};
+use crate::ops::{Operation, Prepared, Restriction};
 use crate::resources::buffer_group::BufferGroups;
 use crate::resources::file_table::FileTable;
 use crate::resources::registered_buffers::BufferTable;
@@ -62,12 +62,12 @@ pub struct Ring {
     pub(super) buffer_groups: BufferGroups,
     /// The `int` last made for a completion's result, reused while results repeat.
     pub(super) result_ints: ResultInts,
-    /// Whether an entry with `IOSQE_IO_DRAIN` was ever queued (see `Refusal::DrainedRing`).
+    /// Whether an entry with `IOSQE_IO_DRAIN` was ever queued (see `Restriction::DrainedRing`).
     pub(super) drain_used: bool,
 }
 
 /// Why an operation may not be queued.
-pub enum Refused {
+pub enum Refusal {
     /// `buffer_select` on an operation that selects no buffer.
     BufferSelect,
     /// `skip_success` on an operation that owns memory: no completion would release it.
@@ -75,8 +75,8 @@ pub enum Refused {
     /// `skip_success` on a linked entry: if it failed, the kernel would post no completion for
     /// the entries linked after it.
     SkipSuccessWithLink,
-    /// A refusal of the operation's own row.
-    Row(Refusal),
+    /// A restriction of the operation's own row.
+    Restricted(Restriction),
     /// The running kernel lacks the opcode.
     Unsupported,
 }
@@ -161,10 +161,10 @@ impl Ring {
         &mut self,
         prepared: Prepared,
         flags: Flags,
-        explain: fn(Refused, &'static Operation) -> PyErr,
+        explain: fn(Refusal, &'static Operation) -> PyErr,
     ) -> PyResult<u64> {
         match self.refusal(&prepared, flags) {
-            Some(refused) => Err(explain(refused, prepared.op)),
+            Some(refusal) => Err(explain(refusal, prepared.op)),
             None => self.push(prepared, flags),
         }
     }
@@ -172,28 +172,28 @@ impl Ring {
     /// Why `prepared` may not be queued with `flags`, if it may not: the rules every operation
     /// follows, those of its row, and the kernel's support for it.
     #[inline]
-    fn refusal(&self, prepared: &Prepared, flags: Flags) -> Option<Refused> {
+    fn refusal(&self, prepared: &Prepared, flags: Flags) -> Option<Refusal> {
         let op = prepared.op;
         if !flags.is_empty() {
             if flags.contains(Flags::BUFFER_SELECT) {
                 // Operations that select a buffer set the flag themselves.
-                return Some(Refused::BufferSelect);
+                return Some(Refusal::BufferSelect);
             }
             if flags.contains(Flags::SKIP_SUCCESS) {
                 if !prepared.lent.is_nothing() {
-                    return Some(Refused::SkipSuccessWithMemory);
+                    return Some(Refusal::SkipSuccessWithMemory);
                 }
                 if flags.intersects(Flags::IO_LINK | Flags::IO_HARDLINK) {
-                    return Some(Refused::SkipSuccessWithLink);
+                    return Some(Refusal::SkipSuccessWithLink);
                 }
             }
         }
         let drained = self.drain_used || flags.contains(Flags::IO_DRAIN);
-        if drained && op.refuses.contains(&Refusal::DrainedRing) {
-            return Some(Refused::Row(Refusal::DrainedRing));
+        if drained && op.refuses.contains(&Restriction::DrainedRing) {
+            return Some(Refusal::Restricted(Restriction::DrainedRing));
         }
         if !self.support.opcode(op.opcode) {
-            return Some(Refused::Unsupported);
+            return Some(Refusal::Unsupported);
         }
         None
     }

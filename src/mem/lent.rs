@@ -46,6 +46,14 @@ pub enum Lent {
 /// Memory of a kind of its own that an operation lends the kernel (several paths, a timespec,
 /// a `struct statx` the kernel fills, a msghdr with its iovecs). The kernel may use it until
 /// the operation's final completion; [`LentMemory::finish`] runs after that.
+///
+/// `finish` may also never run. The value is dropped without it when the operation is refused
+/// before it is queued (the kernel never saw it), when the ring closes and drains the
+/// operation (its completion is discarded), and in a forked child that abandons its copy of
+/// the ring; it is leaked, never dropped, when the kernel might still write it. So a type that
+/// holds anything besides memory (a descriptor the kernel made, say) releases it in `Drop`,
+/// must be safe to drop before the kernel wrote anything, and takes what `finish` handed over
+/// out of itself so that `Drop` leaves it alone.
 pub trait LentMemory: Send {
     /// Called for every completion, also those flagged `IORING_CQE_F_MORE` (before `finish`
     /// for the final one), with its `result` and CQE flags; returns the completion's

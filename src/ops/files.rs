@@ -392,7 +392,7 @@ pub fn sync_file_range(fd: i32, offset: u64, length: u32, flags: u32) -> Prepare
 /// What `openat2` points at.
 struct OpenAt2Args {
     path: CString,
-    how: Box<OpenHow>,
+    how: OpenHow,
 }
 
 impl LentMemory for OpenAt2Args {}
@@ -412,11 +412,12 @@ pub fn openat2(
     } else {
         flags
     };
+    // Boxed first, pointed into second: the contents never move after this.
     let args = Box::new(OpenAt2Args {
         path,
-        how: Box::new(OpenHow::new().flags(flags).mode(mode).resolve(resolve)),
+        how: OpenHow::new().flags(flags).mode(mode).resolve(resolve),
     });
-    let entry = opcode::OpenAt2::new(Fd(dir_fd), args.path.as_ptr(), &*args.how)
+    let entry = opcode::OpenAt2::new(Fd(dir_fd), args.path.as_ptr(), &args.how)
         .file_index(file_index)
         .build();
     Prepared {
@@ -429,7 +430,7 @@ pub fn openat2(
 /// What `statx` points at: the path, and the buffer the kernel fills.
 struct StatxArgs {
     path: CString,
-    result: Box<libc::statx>,
+    result: libc::statx,
 }
 
 impl LentMemory for StatxArgs {
@@ -437,7 +438,7 @@ impl LentMemory for StatxArgs {
         if result < 0 {
             return Ok(Report::default());
         }
-        let parsed = Py::new(py, StatxResult::from(&*self.result))?;
+        let parsed = Py::new(py, StatxResult::from(&self.result))?;
         Ok(Report {
             buffer: None,
             extra: Some(parsed.into_any()),
@@ -446,12 +447,13 @@ impl LentMemory for StatxArgs {
 }
 
 pub fn statx(dir_fd: i32, path: CString, flags: i32, mask: u32) -> Prepared {
-    // SAFETY: `struct statx` is plain old data; all-zero is a valid value.
     let mut args = Box::new(StatxArgs {
         path,
-        result: Box::new(unsafe { std::mem::zeroed() }),
+        // SAFETY: `struct statx` is plain old data; all-zero is a valid value.
+        result: unsafe { std::mem::zeroed() },
     });
-    let buffer: *mut libc::statx = &mut *args.result;
+    // Boxed first, pointed into second: the contents never move after this.
+    let buffer: *mut libc::statx = &raw mut args.result;
     let entry = opcode::Statx::new(Fd(dir_fd), args.path.as_ptr(), buffer.cast())
         .flags(flags)
         .mask(mask)

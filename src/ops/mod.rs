@@ -10,15 +10,15 @@
 /// ```text
 /// /// What it does.
 /// ROW = "name": OpcodeType IORING_OP_KERNEL_NAME since "5.6", mirrors "syscall(2)",
-///     owns ["kind of memory", ...], refuses [Refusal, ...];
+///     owns ["kind of memory", ...], refuses [Restriction, ...];
 /// ```
 ///
 /// `mirrors` and `refuses` may be left out. The kinds of memory are named as a user would, and
-/// as the tests read them: `"path"`, `"paths"`, `"ring buffer"` (the ring's own, read into or
+/// as the tests read them, for example `"path"`, `"ring buffer"` (the ring's own, read into or
 /// copied from), `"caller buffer"` (an export the kernel reads), `"writable caller buffer"`
-/// (an export the kernel writes), `"socket address"`, `"peer address"` (when asked for),
-/// `"iovecs"`, `"msghdr"`, `"timespec"`, `"open_how"`, `"statx"`, `"siginfo_t"`,
-/// `"registered buffers"`, `"buffer group"`; a new kind is a new name.
+/// (an export the kernel writes, which the fuzz tests fill with writable buffers),
+/// `"socket address"`, `"peer address"` (owned only when asked for); a new kind is a new name
+/// in its row, and nothing else.
 ///
 /// Each row becomes a `pub const ROW: Operation`, and the family's `OPERATIONS` lists them in
 /// order.
@@ -29,7 +29,7 @@ macro_rules! operations {
         $(#[doc = $doc:literal])*
         $row:ident = $name:literal: $opcode:ident $kernel_name:ident since $since:literal
             $(, mirrors $mirrors:literal)?, owns [$($owns:literal),*]
-            $(, refuses [$($refusal:ident),*])?;
+            $(, refuses [$($restriction:ident),*])?;
     )*) => {
         $(
             $(#[doc = $doc])*
@@ -40,7 +40,7 @@ macro_rules! operations {
                 since: $since,
                 mirrors: $crate::ops::operations!(@mirrors $($mirrors)?),
                 owns: &[$($owns),*],
-                refuses: &[$($($crate::ops::Refusal::$refusal),*)?],
+                refuses: &[$($($crate::ops::Restriction::$restriction),*)?],
             };
         )*
 
@@ -79,13 +79,14 @@ pub struct Operation {
     /// leave memory behind, so that `skip_success` is allowed.
     pub owns: &'static [&'static str],
     /// What it is refused beyond the rules every operation follows.
-    pub refuses: &'static [Refusal],
+    pub refuses: &'static [Restriction],
 }
 
-/// A refusal particular to some operations (every operation refuses `buffer_select` unless it
-/// selects from a buffer group, and `skip_success` when it owns memory).
+/// A restriction particular to some operations, named in their rows' `refuses` (beyond the
+/// rules every operation follows: `buffer_select` only from a buffer group, no `skip_success`
+/// on owned memory or a linked entry).
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub enum Restriction {
     /// Not with `io_drain`, nor on a ring that has ever queued an `io_drain` entry. Observed on
     /// Linux 6.18: once a ring has queued a drained entry, the kernel holds back every later
     /// zero-copy send (drained or not) for good: it never starts, no cancellation reaches it,
@@ -93,11 +94,11 @@ pub enum Refusal {
     DrainedRing,
 }
 
-impl Refusal {
-    /// The `make_sqe_flags` argument this refusal is about.
+impl Restriction {
+    /// The `make_sqe_flags` argument this restriction is about.
     pub fn flag_name(self) -> &'static str {
         match self {
-            Refusal::DrainedRing => "io_drain",
+            Restriction::DrainedRing => "io_drain",
         }
     }
 }

@@ -12,7 +12,7 @@ operations! {
         owns ["siginfo_t"];
 }
 
-struct WaitIdResult(Box<libc::siginfo_t>);
+struct WaitIdResult(libc::siginfo_t);
 
 // SAFETY: siginfo_t is plain data the kernel fills; its pointer fields (for other signal kinds)
 // are never dereferenced here.
@@ -22,7 +22,7 @@ impl LentMemory for WaitIdResult {
     /// An `os.waitid_result`, as `os.waitid` returns, or `None` when no child had changed state
     /// (`WNOHANG`).
     fn finish(self: Box<Self>, py: Python<'_>, result: i32) -> PyResult<Report> {
-        let info = &*self.0;
+        let info = &self.0;
         // SAFETY: for waitid the kernel fills the SIGCHLD layout, which these accessors read.
         let (pid, uid, status) = unsafe { (info.si_pid(), info.si_uid(), info.si_status()) };
         if result < 0 || pid == 0 {
@@ -38,10 +38,13 @@ impl LentMemory for WaitIdResult {
 }
 
 pub fn waitid(idtype: libc::idtype_t, id: libc::id_t, options: i32) -> Prepared {
+    // Boxed first, pointed into second: the contents never move after this.
     // SAFETY: siginfo_t is plain old data; all-zero is a valid value (and reads as "no child").
-    let info = Box::new(WaitIdResult(Box::new(unsafe { std::mem::zeroed() })));
+    let mut info = Box::new(WaitIdResult(unsafe { std::mem::zeroed() }));
+    // The kernel writes the siginfo_t: point at it for writing.
+    let infop: *mut libc::siginfo_t = &raw mut info.0;
     let entry = opcode::WaitId::new(idtype, id, options)
-        .infop(&*info.0)
+        .infop(infop)
         .build();
     Prepared {
         op: &WAITID,

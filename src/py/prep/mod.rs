@@ -15,10 +15,10 @@ use pyo3::prelude::*;
 use crate::base::args::{self, int_in, SpanError};
 use crate::base::errors;
 use crate::base::kernel_support;
-use crate::engine::ring::{Refused, Ring};
+use crate::engine::ring::{Refusal, Ring};
 use crate::mem::caller_buffer::{Access, CallerBuffer, HeldBuffer};
 use crate::mem::io_buf::{BufferPool, IoBuf};
-use crate::ops::{Operation, Prepared, Refusal, Source};
+use crate::ops::{Operation, Prepared, Restriction, Source};
 use crate::py::io_uring::IoUring;
 use crate::py::operations::method_name;
 
@@ -111,16 +111,16 @@ impl IoUring {
 }
 
 /// The error that says why the ring refused to queue `op`.
-fn refusal_error(refused: Refused, op: &Operation) -> PyErr {
+fn refusal_error(refusal: Refusal, op: &Operation) -> PyErr {
     let method = method_name(op);
-    match refused {
-        Refused::BufferSelect => errors::bad_arg(format!(
+    match refusal {
+        Refusal::BufferSelect => errors::bad_arg(format!(
             "sqe_flags: {method} takes no provided buffer group, so buffer_select cannot be used"
         )),
-        Refused::SkipSuccessWithMemory => errors::skip_success_with_owned_data(),
-        Refused::SkipSuccessWithLink => errors::skip_success_with_link(),
-        Refused::Row(Refusal::DrainedRing) => errors::drained_ring(&method),
-        Refused::Unsupported => kernel_support::unsupported(
+        Refusal::SkipSuccessWithMemory => errors::skip_success_with_owned_data(),
+        Refusal::SkipSuccessWithLink => errors::skip_success_with_link(),
+        Refusal::Restricted(Restriction::DrainedRing) => errors::drained_ring(&method),
+        Refusal::Unsupported => kernel_support::unsupported(
             &method,
             &format!("the io_uring operation {}", op.opcode_name),
             op.since,
