@@ -396,9 +396,14 @@ impl Ring {
                     }),
                 _ => None,
             };
-            let buffer = match self.release(raw) {
-                // The commonest case, per completion: nothing to free or report.
-                Some(Lent::Nothing) | None => None,
+            let released = self.release(raw);
+            let buffer = match released {
+                Some(Lent::Nothing) | None => {
+                    // Nothing to free or report: skip the call to the drop glue of `Lent` (per
+                    // completion, the commonest case).
+                    std::mem::forget(released);
+                    None
+                }
                 Some(lent) => match lent.finish(py, raw.result, &mut self.pool) {
                     Ok(report) => {
                         extra = report.extra.or(extra);
