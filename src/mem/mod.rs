@@ -1,5 +1,6 @@
 //! Memory the kernel may touch: the ring's own buffers and their pool, held exports of
-//! callers' buffers, socket addresses, statx results.
+//! callers' buffers, socket addresses, statx results, and `Lent`, what an operation lends the
+//! kernel until its final completion.
 
 pub mod caller_buffer;
 pub mod io_buf;
