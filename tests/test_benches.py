@@ -286,3 +286,38 @@ def test_native_echo_server_speaks_the_protocol_and_echoes_every_byte() -> None:
     assert report["echoed_bytes"] == sent
     assert report["messages"] == sent // 64
     assert report["cpu_seconds"] >= 0
+
+
+INSTRUCTIONS = RUN.parent / "instructions.py"
+
+
+@pytest.mark.parametrize("kind", ["nop", "read"])
+def test_instruction_loops_complete_every_operation(kind: str, tmp_path: Path) -> None:
+    """The loops benches/instructions.py counts under callgrind reap one completion per
+    operation they queue (so the per-operation figure divides by the right count)."""
+    data = tmp_path / "data"
+    data.write_bytes(bytes(1 << 20))
+    proc = subprocess.run(
+        [sys.executable, str(INSTRUCTIONS), "--run", kind, "3", str(data)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == [str(3 * 32)]
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+def test_instruction_counts_are_reported() -> None:
+    """Under callgrind, the no-op loop's cost per operation comes out as a positive count."""
+    proc = subprocess.run(
+        [sys.executable, str(INSTRUCTIONS), "nop"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    (line,) = proc.stdout.splitlines()
+    kind, count, *rest = line.replace(":", "").split()
+    assert (kind, rest) == ("nop", ["instructions", "per", "operation"])
+    assert 100 < float(count) < 100_000
