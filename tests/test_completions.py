@@ -149,6 +149,182 @@ def test_completion_reaped_only_once(ring: IoUring, data_fd: int) -> None:
     assert ring.get_completion_entries() == []
 
 
+# --- nothing lost when memory runs out --------------------------------------------------------
+
+try:
+    import _testcapi as _testcapi  # CPython's test module: makes chosen allocations fail
+except ImportError:  # pragma: no cover - a CPython built without its test modules
+    _testcapi = None
+
+needs_nomemory = pytest.mark.skipif(
+    _testcapi is None or not hasattr(_testcapi, "set_nomemory"),
+    reason="this CPython has no _testcapi.set_nomemory to make allocations fail",
+)
+
+
+def reap_while_allocation_fails(ring: IoUring, at: int) -> list[CompletionEvent] | None:
+    """``get_completion_entries()`` with the ``at``-th allocation CPython makes during the call
+    failing; None if it raised MemoryError."""
+    assert _testcapi is not None
+    _testcapi.set_nomemory(at, at + 1)
+    try:
+        return ring.get_completion_entries()
+    except MemoryError:
+        return None
+    finally:
+        _testcapi.remove_mem_hooks()
+
+
+def reap_everything_despite_failures(
+    ring: IoUring, count: int
+) -> tuple[dict[int, CompletionEvent], int]:
+    """Reaps until ``count`` completions have arrived, making one allocation fail in each call,
+    the first in the first call, the second in the next, and so on. Returns the completions
+    by user_data (failing if one arrives twice) and how many calls came back short (raised, or
+    returned fewer than were ready)."""
+    got: dict[int, CompletionEvent] = {}
+    short = 0
+    at = 0
+    while len(got) < count:
+        assert at < 10_000, f"only {len(got)} of {count} completions after {at} calls"
+        ready = count - len(got)
+        events = reap_while_allocation_fails(ring, at)
+        at += 1
+        if events is None or len(events) < ready:
+            short += 1
+        for event in events or []:
+            assert event.user_data not in got, f"{event!r} delivered twice"
+            got[event.user_data] = event
+    return got, short
+
+
+@needs_nomemory
+def test_reads_reaped_while_allocations_fail_lose_nothing(ring: IoUring, data_fd: int) -> None:
+    """Whichever allocation fails while completions become events (their bytes, their ints, the
+    events themselves, the list), every read is still delivered exactly once, with its data,
+    by a later call; and the ring ends with nothing in flight."""
+    offsets = {ring.prep_read(data_fd, 64, offset): offset for offset in range(0, 1280, 64)}
+    ring.submit_and_wait(len(offsets))
+    got, short = reap_everything_despite_failures(ring, len(offsets))
+    assert short > 0, "no allocation failure reached the reap: the test tested nothing"
+    for user_data, offset in offsets.items():
+        assert got[user_data].result == 64
+        assert got[user_data].buffer == DATA[offset : offset + 64]
+    assert ring.in_flight == 0
+    assert ring.get_completion_entries() == []
+
+
+@needs_nomemory
+def test_reap_with_no_memory_at_all_raises_and_keeps_everything(
+    ring: IoUring, data_fd: int
+) -> None:
+    """When no allocation succeeds, the call raises MemoryError and takes nothing: the next
+    call delivers every completion."""
+    queued = [ring.prep_read(data_fd, 8, 8 * i) for i in range(10)]
+    ring.submit_and_wait(len(queued))
+    assert _testcapi is not None
+    # Nothing may allocate while every allocation fails, pytest.raises included.
+    raised = False
+    _testcapi.set_nomemory(0, 0)
+    try:
+        ring.get_completion_entries()
+    except MemoryError:
+        raised = True
+    finally:
+        _testcapi.remove_mem_hooks()
+    assert raised
+    assert ring.in_flight == len(queued)
+    got = {c.user_data: c for c in ring.get_completion_entries()}
+    assert sorted(got) == sorted(queued)
+    assert [got[ud].buffer for ud in queued] == [DATA[8 * i : 8 * i + 8] for i in range(10)]
+
+
+@needs_nomemory
+def test_datagrams_and_senders_reaped_while_allocations_fail_lose_nothing(ring: IoUring) -> None:
+    """recvfrom's data and the sender's address (a tuple of a str and an int) survive failed
+    allocations: each datagram arrives once, with the right sender."""
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as receiver,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender,
+    ):
+        receiver.bind(("127.0.0.1", 0))
+        sender.bind(("127.0.0.1", 0))
+        sender_address = sender.getsockname()
+        messages = [f"datagram {i}".encode() for i in range(8)]
+        for message in messages:
+            sender.sendto(message, receiver.getsockname())
+        queued = [ring.prep_recvfrom(receiver, 64) for _ in messages]
+        ring.submit_and_wait(len(queued))
+        got, short = reap_everything_despite_failures(ring, len(queued))
+    assert short > 0
+    assert sorted(got[ud].buffer or b"" for ud in queued) == sorted(messages)
+    assert {got[ud].extra for ud in queued} == {sender_address}
+
+
+@needs_nomemory
+def test_pipes_reaped_while_allocations_fail_leak_no_descriptor(ring: IoUring) -> None:
+    """A pipe's two descriptors reach the caller once, whatever allocation fails on the way,
+    and none is left open that nobody was told of."""
+    if not ring.probe()["prep_pipe"]:
+        with pytest.raises(NotImplementedError) as info:
+            ring.prep_pipe()
+        pytest.skip(str(info.value))
+    before = len(os.listdir("/proc/self/fd"))
+    queued = [ring.prep_pipe() for _ in range(6)]
+    ring.submit_and_wait(len(queued))
+    got, short = reap_everything_despite_failures(ring, len(queued))
+    assert short > 0
+    ends = [fd for ud in queued for fd in got[ud].extra]
+    assert len(set(ends)) == 12
+    for read_end, write_end in (got[ud].extra for ud in queued):
+        os.write(write_end, b"through")
+        assert os.read(read_end, 16) == b"through"
+    for fd in ends:
+        os.close(fd)
+    assert len(os.listdir("/proc/self/fd")) == before
+
+
+@needs_nomemory
+def test_provided_buffers_reaped_while_allocations_fail_keep_their_data(ring: IoUring) -> None:
+    """A receive into a provided buffer ring whose event fails to be made keeps its buffer out
+    of the ring: the event made again later shows the data, and the ring counts each buffer
+    once (none handed back twice, none lost)."""
+    try:
+        group = ring.register_buffer_ring(1, 8, 64)
+    except NotImplementedError as err:
+        pytest.skip(str(err))
+    sender, receiver = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    with sender, receiver, group:
+        messages = [f"message {i}".encode() for i in range(5)]
+        for message in messages:
+            sender.send(message)
+        queued = [ring.prep_recv(receiver, 0, buffer_group=group) for _ in messages]
+        ring.submit_and_wait(len(queued))
+        got, short = reap_everything_despite_failures(ring, len(queued))
+        assert short > 0
+        provided = [got[ud].provided_buffer for ud in queued]
+        assert sorted(p.tobytes() for p in provided if p is not None) == sorted(messages)
+        assert group.available == 8 - len(messages)
+        # The ring has 3 buffers left, and the kernel fills only those: had a failed attempt
+        # handed a held buffer back, a fourth message would land in it instead of failing.
+        later = [f"later {i}".encode() for i in range(4)]
+        for message in later:
+            sender.send(message)
+        again = [ring.prep_recv(receiver, 0, buffer_group=group) for _ in later]
+        ring.submit_and_wait(len(again))
+        more = [c for c in ring.get_completion_entries() if c.user_data in again]
+        filled = [c.provided_buffer for c in more if c.result > 0]
+        assert sorted(c.result for c in more) == [-errno.ENOBUFS, 7, 7, 7]
+        assert sorted(p.tobytes() for p in provided if p is not None) == sorted(messages)
+        for buffer in filled:
+            assert buffer is not None
+            buffer.release()
+        for buffer in provided:
+            assert buffer is not None
+            buffer.release()
+        assert group.available == 8
+
+
 # --- raise_for_cqe --------------------------------------------------------------------------
 
 

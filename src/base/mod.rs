@@ -4,4 +4,5 @@ pub mod args;
 pub mod errors;
 pub mod fork;
 pub mod kernel_support;
+pub mod objects;
 pub mod valgrind;

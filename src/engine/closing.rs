@@ -102,6 +102,8 @@ impl Ring {
     /// posted a final completion for every operation. Completions are discarded: the ring is
     /// closing.
     fn drain(&mut self, budget: Duration) -> DrainOutcome {
+        // Events made and not delivered: their operations are done, and no one will get them.
+        self.discard_reaped();
         if !self.kernel_took_entries {
             // No io_uring_enter ever submitted anything (a seccomp filter may allow
             // io_uring_setup but refuse io_uring_enter): the kernel has never seen a pointer,

@@ -5,6 +5,9 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyInt};
 
+use crate::base::objects;
+use crate::mem::lent::Report;
+
 /// One completed operation, as returned by :meth:`IoUring.get_completion_entries`.
 ///
 /// Completion events are immutable. Match them to the operations you queued by
@@ -63,54 +66,65 @@ pub struct ResultInts {
 }
 
 impl ResultInts {
-    fn get(&mut self, py: Python<'_>, value: i32) -> Py<PyInt> {
+    fn get(&mut self, py: Python<'_>, value: i32) -> PyResult<Py<PyInt>> {
         if let Some((last, object)) = &self.last {
             if *last == value {
-                return object.clone_ref(py);
+                return Ok(object.clone_ref(py));
             }
         }
-        let object = PyInt::new(py, value).unbind();
+        let object = objects::int(py, value.into())?.unbind();
         if !(-5..=256).contains(&value) {
             self.last = Some((value, object.clone_ref(py)));
         }
-        object
+        Ok(object)
     }
 }
 
 impl CompletionEvent {
-    #[allow(clippy::too_many_arguments)] // one per attribute
-    pub fn new(
+    /// The event of one completion, made into a Python object. Fails only for want of memory,
+    /// having consumed nothing but what it was given.
+    pub fn make(
         py: Python<'_>,
         results: &mut ResultInts,
-        result: i32,
-        user_data: u64,
-        flags: u32,
-        buffer: Option<Py<PyBytes>>,
-        extra: Option<Py<PyAny>>,
+        raw: (u64, i32, u32),
+        report: Report,
         provided_buffer: Option<Py<PyAny>>,
-    ) -> Self {
+    ) -> PyResult<Py<CompletionEvent>> {
+        let (user_data, result, flags) = raw;
         // Most completions have flags 0, and many a result of 0: hand out one kept `int` for
         // it instead of a call into the interpreter per attribute.
         static ZERO: PyOnceLock<Py<PyInt>> = PyOnceLock::new();
-        let int = |value: i64| match value {
-            0 => ZERO
-                .get_or_init(py, || PyInt::new(py, 0).unbind())
-                .clone_ref(py),
-            _ => PyInt::new(py, value).unbind(),
+        let int = |value: i64| -> PyResult<Py<PyInt>> {
+            match value {
+                0 => Ok(ZERO
+                    .get_or_try_init(py, || objects::int(py, 0).map(Bound::unbind))?
+                    .clone_ref(py)),
+                _ => Ok(objects::int(py, value)?.unbind()),
+            }
         };
-        CompletionEvent {
-            result: match result {
-                0 => int(0),
-                _ => results.get(py, result),
+        let flags_int = int(flags.into())?;
+        let result_int = match result {
+            0 => int(0)?,
+            _ => results.get(py, result)?,
+        };
+        Py::new(
+            py,
+            CompletionEvent {
+                result: result_int,
+                user_data,
+                buffer: report.buffer.map_or_else(|| py.None(), Py::into_any),
+                flags: flags_int,
+                extra: report.extra,
+                provided_buffer: provided_buffer.unwrap_or_else(|| py.None()),
+                raw_result: result,
+                raw_flags: flags,
             },
-            user_data,
-            buffer: buffer.map_or_else(|| py.None(), Py::into_any),
-            flags: int(flags.into()),
-            extra,
-            provided_buffer: provided_buffer.unwrap_or_else(|| py.None()),
-            raw_result: result,
-            raw_flags: flags,
-        }
+        )
+    }
+
+    /// The provided buffer it carries, or `None`.
+    pub fn provided_buffer(&self) -> &Py<PyAny> {
+        &self.provided_buffer
     }
 }
 

@@ -9,5 +9,6 @@ pub mod closing;
 pub mod completion_event;
 pub mod enter;
 pub mod inflight;
+pub mod reap;
 pub mod registrations;
 pub mod ring;

@@ -1,4 +1,5 @@
-//! A ring: queueing prepared operations, submitting, waiting, and reaping their completions.
+//! A ring: queueing prepared operations, submitting, waiting, and collecting their completions
+//! (which `reap.rs` turns into events).
 
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -9,12 +10,14 @@ use io_uring::squeue::Flags;
 use io_uring::EnterFlags;
 use pyo3::prelude::*;
 
-use super::completion_event::{CompletionEvent, ResultInts, CQE_F_MORE};
+use super::completion_event::{ResultInts, CQE_F_MORE};
 use super::enter::{enter, timespec};
 use super::inflight::InFlight;
+use super::reap::Reaped;
 use crate::base::errors;
 use crate::base::fork::Origin;
 use crate::base::kernel_support::KernelSupport;
+use crate::mem::heap_reserve::HeapReserve;
 use crate::mem::io_buf::BufferPool;
 use crate::mem::lent::Lent;
 use crate::ops::{Operation, Prepared, Restriction};
@@ -38,6 +41,8 @@ pub struct Ring {
     pub(super) inflight: InFlight,
     /// Completions moved off the CQ ring (to make room, or while waiting) and not yet reaped.
     pub(super) ready: VecDeque<RawCompletion>,
+    /// Completions made into events and not yet delivered (see `reap.rs`).
+    pub(super) reaped: VecDeque<Reaped>,
     pub(super) autosubmit: bool,
     /// What the running kernel supports.
     pub(super) support: KernelSupport,
@@ -62,6 +67,8 @@ pub struct Ring {
     pub(super) buffer_groups: BufferGroups,
     /// The `int` last made for a completion's result, reused while results repeat.
     pub(super) result_ints: ResultInts,
+    /// A block kept above the `bytes` objects reaping makes (see `mem::heap_reserve`).
+    pub(super) heap_reserve: HeapReserve,
     /// Whether an entry with `IOSQE_IO_DRAIN` was ever queued (see `Restriction::DrainedRing`).
     pub(super) drain_used: bool,
 }
@@ -90,6 +97,7 @@ impl Ring {
             ring,
             inflight: InFlight::default(),
             ready: VecDeque::new(),
+            reaped: VecDeque::new(),
             autosubmit,
             support,
             owned_eventfd: None,
@@ -101,6 +109,7 @@ impl Ring {
             origin: Origin::here(),
             buffer_groups: BufferGroups::default(),
             result_ints: ResultInts::default(),
+            heap_reserve: HeapReserve::default(),
             drain_used: false,
         }
     }
@@ -340,8 +349,8 @@ impl Ring {
     }
 
     /// Takes every completion the kernel has posted, including its overflow backlog, off the
-    /// completion queue, to be reaped; never drops one. Returns how many are ready to reap.
-    pub fn collect(&mut self) -> PyResult<usize> {
+    /// completion queue, to be reaped; never drops one.
+    pub fn collect(&mut self) -> PyResult<()> {
         if self.forked() {
             return Err(errors::forked(self.origin.pid()));
         }
@@ -370,64 +379,6 @@ impl Ring {
                     ) => {}
                 Err(err) => return Err(errors::enter_error(&err)),
             }
-        }
-        Ok(self.ready.len())
-    }
-
-    /// Reaps the completions [`Ring::collect`] took, oldest first: releases what each
-    /// completed operation owned and hands `deliver` its `user_data` and `CompletionEvent`
-    /// (whose `more()` says whether the operation will complete again). Stops at the first
-    /// error `deliver` returns; the completions after it stay ready for the next call.
-    #[inline]
-    pub fn reap(
-        &mut self,
-        py: Python<'_>,
-        mut deliver: impl FnMut(u64, CompletionEvent) -> PyResult<()>,
-    ) -> PyResult<()> {
-        while let Some(raw) = self.ready.pop_front() {
-            let mut extra = None;
-            // Every completion, final or not, may carry data in provided buffers.
-            let provided_buffer = match self.inflight.get(raw.user_data) {
-                Some(lent @ Lent::Other(_)) => lent
-                    .on_completion(py, raw.result, raw.flags)
-                    .unwrap_or_else(|err| {
-                        extra = Some(err.into_value(py).into_any());
-                        None
-                    }),
-                _ => None,
-            };
-            let released = self.release(raw);
-            let buffer = match released {
-                Some(Lent::Nothing) | None => {
-                    // Nothing to free or report: skip the call to the drop glue of `Lent` (per
-                    // completion, the commonest case).
-                    std::mem::forget(released);
-                    None
-                }
-                Some(lent) => match lent.finish(py, raw.result, &mut self.pool) {
-                    Ok(report) => {
-                        extra = report.extra.or(extra);
-                        report.buffer
-                    }
-                    // Never lose the completion: deliver it, with the reason its details could
-                    // not be read (say, a MemoryError) as `extra`.
-                    Err(err) => {
-                        extra = Some(err.into_value(py).into_any());
-                        None
-                    }
-                },
-            };
-            let event = CompletionEvent::new(
-                py,
-                &mut self.result_ints,
-                raw.result,
-                raw.user_data,
-                raw.flags,
-                buffer,
-                extra,
-                provided_buffer,
-            );
-            deliver(raw.user_data, event)?;
         }
         Ok(())
     }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use crate::base::valgrind;
+use crate::base::{objects, valgrind};
 use crate::mem::caller_buffer::HeldBuffer;
 use crate::mem::io_buf::{BufferPool, IoBuf};
 use crate::mem::socket_address::SocketAddress;
@@ -45,17 +45,24 @@ pub enum Lent {
 
 /// Memory of a kind of its own that an operation lends the kernel (several paths, a timespec,
 /// a `struct statx` the kernel fills, a msghdr with its iovecs). The kernel may use it until
-/// the operation's final completion; [`LentMemory::finish`] runs after that.
+/// the operation's final completion.
 ///
-/// `finish` may also never run. The value is dropped without it when the operation is refused
-/// before it is queued (the kernel never saw it), when the ring closes and drains the
+/// Reaping a completion is made so that it loses nothing when memory runs out: first what the
+/// completion reports is made (`on_completion`, `report`), changing nothing here, and only once
+/// the completion has reached the user does the memory learn it (`reported`) and go. If making
+/// the report fails for want of memory, the completion stays ready and all of this is asked
+/// again on the next reap; so `report` may run more than once, and must leave `self` as it
+/// found it.
+///
+/// `reported` may also never run. The value is dropped without it when the operation is
+/// refused before it is queued (the kernel never saw it), when the ring closes and drains the
 /// operation (its completion is discarded), and in a forked child that abandons its copy of
 /// the ring; it is leaked, never dropped, when the kernel might still write it. So a type that
 /// holds anything besides memory (a descriptor the kernel made, say) releases it in `Drop`,
-/// must be safe to drop before the kernel wrote anything, and takes what `finish` handed over
-/// out of itself so that `Drop` leaves it alone.
+/// must be safe to drop before the kernel wrote anything, and forgets in `reported` what the
+/// report handed over, so that `Drop` leaves it alone.
 pub trait LentMemory: Send {
-    /// Called for every completion, also those flagged `IORING_CQE_F_MORE` (before `finish`
+    /// Called for every completion, also those flagged `IORING_CQE_F_MORE` (before `report`
     /// for the final one), with its `result` and CQE flags; returns the completion's
     /// `provided_buffer`. The default has none.
     fn on_completion(
@@ -67,11 +74,18 @@ pub trait LentMemory: Send {
         Ok(None)
     }
 
-    /// Called once, with the final completion's `result`: what the completion reports. The
-    /// default reports nothing and only frees the memory.
-    fn finish(self: Box<Self>, _py: Python<'_>, _result: i32) -> PyResult<Report> {
+    /// The completion that carries `provided` (made by `on_completion`) reached the user:
+    /// `provided` owns what it shows from now on. Until then it must not hand anything back
+    /// when dropped, since the completion may be made again. The default does nothing.
+    fn delivered(&self, _py: Python<'_>, _provided: &Bound<'_, PyAny>) {}
+
+    /// What the final completion, with this `result`, reports. The default reports nothing.
+    fn report(&self, _py: Python<'_>, _result: i32) -> PyResult<Report> {
         Ok(Report::default())
     }
+
+    /// The report reached the user: whatever it handed over is theirs now.
+    fn reported(&mut self) {}
 }
 
 /// What a completed operation reports beyond its `result`.
@@ -90,28 +104,25 @@ impl Lent {
         matches!(self, Lent::Nothing)
     }
 
-    /// What the final completion reports, given its `result`; buffers the ring made go back
-    /// to `pool`. The memory is freed here (or handed back): the kernel is done with it.
+    /// What the final completion, with this `result`, reports. Changes nothing: see
+    /// [`LentMemory`].
     #[inline]
-    pub fn finish(self, py: Python<'_>, result: i32, pool: &mut BufferPool) -> PyResult<Report> {
+    pub fn report(&self, py: Python<'_>, result: i32) -> PyResult<Report> {
         match self {
             Lent::ReadBuffer(buf) => {
-                let buffer = (result >= 0).then(|| {
+                let buffer = if result >= 0 {
                     // SAFETY: a successful read or receive wrote exactly `result` bytes at the
                     // start of the buffer (never more than its capacity, its `len`).
                     let filled = unsafe { buf.filled(result as usize) };
                     valgrind::kernel_wrote(filled.as_ptr(), filled.len());
-                    PyBytes::new(py, filled).unbind()
-                });
-                pool.give_back(buf);
+                    Some(objects::bytes(py, filled)?.unbind())
+                } else {
+                    None
+                };
                 Ok(Report {
                     buffer,
                     extra: None,
                 })
-            }
-            Lent::WriteBuffer(buf) => {
-                pool.give_back(buf);
-                Ok(Report::default())
             }
             Lent::CallerBuffer(held) => {
                 // A read or receive into the caller's buffer filled its first `result` bytes
@@ -120,10 +131,27 @@ impl Lent {
                 valgrind::kernel_wrote(held.as_ptr(), written);
                 Ok(Report::default())
             }
-            Lent::Other(memory) => memory.finish(py, result),
-            Lent::Nothing | Lent::Path(_) | Lent::Address(_) | Lent::Shared(_) => {
-                Ok(Report::default())
-            }
+            Lent::Other(memory) => memory.report(py, result),
+            Lent::Nothing
+            | Lent::Path(_)
+            | Lent::WriteBuffer(_)
+            | Lent::Address(_)
+            | Lent::Shared(_) => Ok(Report::default()),
+        }
+    }
+
+    /// The final completion's report reached the user: the memory goes, and buffers the ring
+    /// made go back to `pool`.
+    #[inline]
+    pub fn release(self, pool: &mut BufferPool) {
+        match self {
+            Lent::ReadBuffer(buf) | Lent::WriteBuffer(buf) => pool.give_back(buf),
+            Lent::Other(mut memory) => memory.reported(),
+            Lent::Nothing
+            | Lent::Path(_)
+            | Lent::CallerBuffer(_)
+            | Lent::Address(_)
+            | Lent::Shared(_) => {}
         }
     }
 
@@ -138,6 +166,13 @@ impl Lent {
         match self {
             Lent::Other(memory) => memory.on_completion(py, result, flags),
             _ => Ok(None),
+        }
+    }
+
+    /// See [`LentMemory::delivered`].
+    pub fn delivered(&self, py: Python<'_>, provided: &Bound<'_, PyAny>) {
+        if let Lent::Other(memory) = self {
+            memory.delivered(py, provided);
         }
     }
 }

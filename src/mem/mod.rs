@@ -3,6 +3,7 @@
 //! kernel until its final completion.
 
 pub mod caller_buffer;
+pub mod heap_reserve;
 pub mod io_buf;
 pub mod lent;
 pub mod socket_address;

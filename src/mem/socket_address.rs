@@ -11,6 +11,7 @@ use pyo3::types::{PyBytes, PyString, PyTuple};
 
 use crate::base::args::{int_in, type_name};
 use crate::base::errors::bad_arg;
+use crate::base::objects;
 
 /// A socket address in the form the kernel reads.
 pub enum SocketAddress {
@@ -339,23 +340,30 @@ pub fn to_python(
             // sockaddr.
             let addr = unsafe { &*raw.cast::<libc::sockaddr_in>() };
             let ip = Ipv4Addr::from(u32::from_be(addr.sin_addr.s_addr));
-            (ip.to_string(), u16::from_be(addr.sin_port))
-                .into_pyobject(py)?
-                .into_any()
-                .unbind()
+            objects::tuple(
+                py,
+                [
+                    objects::string(py, &ip.to_string())?.into_any(),
+                    objects::int(py, u16::from_be(addr.sin_port).into())?.into_any(),
+                ],
+            )?
+            .into_any()
+            .unbind()
         }
         libc::AF_INET6 if len >= size_of::<libc::sockaddr_in6>() => {
             // SAFETY: as for AF_INET, with a sockaddr_in6.
             let addr = unsafe { &*raw.cast::<libc::sockaddr_in6>() };
-            (
-                ipv6_text(&addr.sin6_addr),
-                u16::from_be(addr.sin6_port),
-                u32::from_be(addr.sin6_flowinfo),
-                addr.sin6_scope_id,
-            )
-                .into_pyobject(py)?
-                .into_any()
-                .unbind()
+            objects::tuple(
+                py,
+                [
+                    objects::string(py, &ipv6_text(&addr.sin6_addr))?.into_any(),
+                    objects::int(py, u16::from_be(addr.sin6_port).into())?.into_any(),
+                    objects::int(py, u32::from_be(addr.sin6_flowinfo).into())?.into_any(),
+                    objects::int(py, addr.sin6_scope_id.into())?.into_any(),
+                ],
+            )?
+            .into_any()
+            .unbind()
         }
         libc::AF_UNIX => {
             // SAFETY: as for AF_INET, with a sockaddr_un; only the `len` bytes the kernel
@@ -367,13 +375,13 @@ pub fn to_python(
                 .map(|&c| c as u8)
                 .collect();
             if path.first() == Some(&0) {
-                PyBytes::new(py, &path).into_any().unbind()
+                objects::bytes(py, &path)?.into_any().unbind()
             } else {
                 let end = path.iter().position(|&b| b == 0).unwrap_or(path.len());
                 let os = py.import(pyo3::intern!(py, "os"))?;
                 os.call_method1(
                     pyo3::intern!(py, "fsdecode"),
-                    (PyBytes::new(py, &path[..end]),),
+                    objects::tuple(py, [objects::bytes(py, &path[..end])?.into_any()])?,
                 )?
                 .unbind()
             }
@@ -383,10 +391,15 @@ pub fn to_python(
             // capped at the storage's size above.
             let bytes = unsafe { std::slice::from_raw_parts(raw.cast::<u8>(), len) };
             let data = &bytes[size_of::<libc::sa_family_t>()..];
-            (family, PyBytes::new(py, data))
-                .into_pyobject(py)?
-                .into_any()
-                .unbind()
+            objects::tuple(
+                py,
+                [
+                    objects::int(py, family.into())?.into_any(),
+                    objects::bytes(py, data)?.into_any(),
+                ],
+            )?
+            .into_any()
+            .unbind()
         }
     };
     Ok(Some(value))

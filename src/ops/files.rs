@@ -7,9 +7,9 @@ use std::os::fd::RawFd;
 use io_uring::opcode;
 use io_uring::types::{DestinationSlot, Fd, FsyncFlags, OpenHow};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyTuple};
 
 use super::{capped_u32, destination_parts, Prepared, Source};
+use crate::base::objects;
 use crate::mem::caller_buffer::HeldBuffer;
 use crate::mem::io_buf::IoBuf;
 use crate::mem::lent::{Lent, LentMemory, Report};
@@ -167,25 +167,26 @@ struct VectoredRead(Vectored);
 
 impl LentMemory for VectoredRead {
     /// A vectored read's data: the first `result` bytes across the buffers, in order.
-    fn finish(self: Box<Self>, py: Python<'_>, result: i32) -> PyResult<Report> {
+    fn report(&self, py: Python<'_>, result: i32) -> PyResult<Report> {
         if result < 0 {
             return Ok(Report::default());
         }
-        let mut left = result as usize;
-        let total = PyBytes::new_with(py, left, |out| {
+        let total = result as usize;
+        let joined = objects::bytes_with(py, total, |out| {
             let mut at = 0;
             for buf in &self.0.buffers {
-                let take = left.min(buf.capacity());
-                // SAFETY: the kernel filled buffers in order; `take` of this one's bytes are
-                // among the `result` bytes it wrote.
-                out[at..at + take].copy_from_slice(unsafe { buf.filled(take) });
+                let take = (total - at).min(buf.capacity());
+                // SAFETY: the kernel filled buffers in order, so `take` of this one's bytes
+                // are among the `result` bytes it wrote; `out` has room for `total` bytes,
+                // `at + take` of which this writes so far, all of them in the end.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(buf.filled(take).as_ptr(), out.add(at), take)
+                };
                 at += take;
-                left -= take;
             }
-            Ok(())
         })?;
         Ok(Report {
-            buffer: Some(total.unbind()),
+            buffer: Some(joined.unbind()),
             extra: None,
         })
     }
@@ -310,7 +311,7 @@ struct PipeFds {
 
 impl LentMemory for PipeFds {
     /// `(read_fd, write_fd)`, or with `file_index` the two slots; nothing for a failure.
-    fn finish(mut self: Box<Self>, py: Python<'_>, result: i32) -> PyResult<Report> {
+    fn report(&self, py: Python<'_>, result: i32) -> PyResult<Report> {
         if result < 0 {
             return Ok(Report::default());
         }
@@ -321,14 +322,22 @@ impl LentMemory for PipeFds {
             Some(FileIndex::Slot(slot)) => [i64::from(slot), i64::from(slot) + 1],
             _ => self.fds.map(i64::from),
         };
-        // Should this fail (no memory for the tuple), `self` is dropped and closes the ends:
-        // the completion then reports the error, and no descriptor is left behind.
-        let pair = PyTuple::new(py, ends)?;
-        self.fds = [-1, -1];
+        let pair = objects::tuple(
+            py,
+            [
+                objects::int(py, ends[0])?.into_any(),
+                objects::int(py, ends[1])?.into_any(),
+            ],
+        )?;
         Ok(Report {
             buffer: None,
             extra: Some(pair.into_any().unbind()),
         })
+    }
+
+    /// The caller has the descriptors now: never close them here.
+    fn reported(&mut self) {
+        self.fds = [-1, -1];
     }
 }
 
@@ -434,7 +443,7 @@ struct StatxArgs {
 }
 
 impl LentMemory for StatxArgs {
-    fn finish(self: Box<Self>, py: Python<'_>, result: i32) -> PyResult<Report> {
+    fn report(&self, py: Python<'_>, result: i32) -> PyResult<Report> {
         if result < 0 {
             return Ok(Report::default());
         }

@@ -7,6 +7,7 @@ use io_uring::types::{DestinationSlot, Fd};
 use pyo3::prelude::*;
 
 use super::{capped_u32, destination_parts, Operation, Prepared, Source};
+use crate::base::objects;
 use crate::mem::caller_buffer::HeldBuffer;
 use crate::mem::io_buf::IoBuf;
 use crate::mem::lent::{Lent, LentMemory, Report};
@@ -157,6 +158,12 @@ impl LentMemory for GroupReceive {
         let provided = ProvidedBuffer::for_completion(py, group, first, nbufs, len)?;
         Ok(Some(Py::new(py, provided)?.into_any()))
     }
+
+    fn delivered(&self, _py: Python<'_>, provided: &Bound<'_, PyAny>) {
+        if let Ok(provided) = provided.cast::<ProvidedBuffer>() {
+            provided.borrow_mut().take_ownership();
+        }
+    }
 }
 
 /// A receive into a buffer the kernel picks from `group` when data arrives; with `multishot` it
@@ -219,7 +226,7 @@ struct PeerAddress {
 }
 
 impl LentMemory for PeerAddress {
-    fn finish(self: Box<Self>, py: Python<'_>, result: i32) -> PyResult<Report> {
+    fn report(&self, py: Python<'_>, result: i32) -> PyResult<Report> {
         if result < 0 {
             return Ok(Report::default());
         }
@@ -369,7 +376,7 @@ struct RecvFromMessage {
 unsafe impl Send for RecvFromMessage {}
 
 impl LentMemory for RecvFromMessage {
-    fn finish(self: Box<Self>, py: Python<'_>, result: i32) -> PyResult<Report> {
+    fn report(&self, py: Python<'_>, result: i32) -> PyResult<Report> {
         if result < 0 {
             return Ok(Report::default());
         }
@@ -380,7 +387,7 @@ impl LentMemory for RecvFromMessage {
         // socket gives no address (a connected stream).
         let sender = socket_address::to_python(py, &self.sender, self.header.msg_namelen)?;
         Ok(Report {
-            buffer: Some(pyo3::types::PyBytes::new(py, received).unbind()),
+            buffer: Some(objects::bytes(py, received)?.unbind()),
             extra: sender,
         })
     }

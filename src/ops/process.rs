@@ -4,6 +4,7 @@ use io_uring::opcode;
 use pyo3::prelude::*;
 
 use super::Prepared;
+use crate::base::objects;
 use crate::mem::lent::{Lent, LentMemory, Report};
 
 operations! {
@@ -21,7 +22,7 @@ unsafe impl Send for WaitIdResult {}
 impl LentMemory for WaitIdResult {
     /// An `os.waitid_result`, as `os.waitid` returns, or `None` when no child had changed state
     /// (`WNOHANG`).
-    fn finish(self: Box<Self>, py: Python<'_>, result: i32) -> PyResult<Report> {
+    fn report(&self, py: Python<'_>, result: i32) -> PyResult<Report> {
         let info = &self.0;
         // SAFETY: for waitid the kernel fills the SIGCHLD layout, which these accessors read.
         let (pid, uid, status) = unsafe { (info.si_pid(), info.si_uid(), info.si_status()) };
@@ -29,7 +30,17 @@ impl LentMemory for WaitIdResult {
             return Ok(Report::default());
         }
         let waitid_result = py.import("os")?.getattr("waitid_result")?;
-        let parsed = waitid_result.call1(((pid, uid, info.si_signo, status, info.si_code),))?;
+        let fields = objects::tuple(
+            py,
+            [
+                objects::int(py, pid.into())?.into_any(),
+                objects::int(py, uid.into())?.into_any(),
+                objects::int(py, info.si_signo.into())?.into_any(),
+                objects::int(py, status.into())?.into_any(),
+                objects::int(py, info.si_code.into())?.into_any(),
+            ],
+        )?;
+        let parsed = waitid_result.call1(objects::tuple(py, [fields.into_any()])?)?;
         Ok(Report {
             buffer: None,
             extra: Some(parsed.unbind()),

@@ -9,6 +9,7 @@ use crate::base::args::{self, int_in};
 use crate::base::errors;
 use crate::base::fork::Origin;
 use crate::base::kernel_support::Feature;
+use crate::base::objects;
 use crate::engine::ring::Ring;
 use crate::py::exclusive::{Exclusive, ExclusiveGuard};
 
@@ -203,17 +204,28 @@ impl IoUring {
     /// completion queue overflowed, the kernel's backlog is flushed, so no completion is ever
     /// lost.
     ///
+    /// Nor is one lost when memory runs out while completions become events: the call returns
+    /// the events it could make, and the completion that met the shortage (with those after it)
+    /// comes with a later call, its data intact.
+    ///
     /// :returns: A list of :class:`CompletionEvent`, oldest first; empty when none is ready.
+    /// :raises MemoryError: Not even one event could be made; none was taken.
     fn get_completion_entries<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         self.with_ring(|ring| {
-            // The list is made at its final length in one go, cheaper per completion than
-            // appending to a growing one.
-            let mut events = Vec::with_capacity(ring.collect()?);
-            ring.reap(py, |_, event| {
-                events.push(Bound::new(py, event)?);
-                Ok(())
-            })?;
-            PyList::new(py, events)
+            ring.collect()?;
+            let made = ring.reap(py);
+            let count = ring.reaped_len();
+            if count == 0 {
+                made?;
+            }
+            // A MemoryError after some events were made is not raised: they are delivered, and
+            // the completion that met it is made again by the next call. The list is made at
+            // its final length in one go, cheaper per completion than appending to a growing
+            // one; if there is no memory for it, the events wait for the next call too.
+            objects::list(py, count, || {
+                let (_, event) = ring.next_reaped(py).expect("`count` events are reaped");
+                event.into_any()
+            })
         })
     }
 

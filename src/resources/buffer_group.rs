@@ -33,11 +33,12 @@ use io_uring::types::BufRingEntry;
 use io_uring::Submitter;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
-use pyo3::types::{PyMemoryView, PySlice};
+use pyo3::types::PyMemoryView;
 
 use crate::base::errors::{self, bad_arg};
 use crate::base::fork::Origin;
 use crate::base::kernel_support::Feature;
+use crate::base::objects;
 use crate::mem::caller_buffer::{Access, HeldBuffer};
 
 /// The kernel's limit on entries in one buffer ring.
@@ -285,7 +286,7 @@ impl Group {
                 let start = bid as usize * self.size as usize;
                 let part = len.min(self.size as usize);
                 len -= part;
-                let slice = PySlice::new(py, start as isize, (start + part) as isize, 1);
+                let slice = objects::slice(py, start, start + part)?;
                 Ok(whole.get_item(slice)?.unbind())
             })
             .collect()

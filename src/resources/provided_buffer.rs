@@ -27,10 +27,16 @@ pub struct ProvidedBuffer {
     /// One `memoryview` per buffer; emptied on release.
     views: Vec<Py<PyAny>>,
     released: bool,
+    /// Whether it hands the buffers back when released or dropped: not until the completion
+    /// that carries it has reached the user. Until then the completion owns them, and may be
+    /// reaped again (with a new `ProvidedBuffer`) if memory ran out delivering it.
+    owner: bool,
 }
 
 impl ProvidedBuffer {
-    /// The buffers a completion took: `nbufs` of them from `first`, holding `len` bytes.
+    /// The buffers a completion took: `nbufs` of them from `first`, holding `len` bytes. If
+    /// this fails, the buffers stay taken: the completion still holds the data, and taking them
+    /// again for it is harmless.
     pub fn for_completion(
         py: Python<'_>,
         group: &Arc<Group>,
@@ -39,20 +45,21 @@ impl ProvidedBuffer {
         len: usize,
     ) -> PyResult<Self> {
         let bids = group.take(first, nbufs)?;
-        let views = match group.views(py, &bids, len) {
-            Ok(views) => views,
-            Err(err) => {
-                group.give_back(&bids);
-                return Err(err);
-            }
-        };
+        let views = group.views(py, &bids, len)?;
         Ok(ProvidedBuffer {
             group: group.clone(),
             bids,
             len,
             views,
             released: false,
+            owner: false,
         })
+    }
+
+    /// The completion carrying this reached the user: from now on it owns the buffers, and
+    /// hands them back when released.
+    pub fn take_ownership(&mut self) {
+        self.owner = true;
     }
 
     fn check_open(&self) -> PyResult<()> {
@@ -91,14 +98,16 @@ impl ProvidedBuffer {
         }
         self.released = true;
         self.views.clear();
-        self.group.give_back(&self.bids);
+        if self.owner {
+            self.group.give_back(&self.bids);
+        }
         Ok(())
     }
 }
 
 impl Drop for ProvidedBuffer {
     fn drop(&mut self) {
-        if !self.released && !self.views.is_empty() {
+        if self.owner && !self.released && !self.views.is_empty() {
             // Dropped unreleased: hand the buffer back, unless something still exports its
             // memory, in which case it stays out of the ring (never overwritten under a reader).
             Python::attach(|py| {
