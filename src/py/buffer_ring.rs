@@ -16,7 +16,8 @@ use crate::resources::buffer_group::{Group, MAX_COUNT, MAX_SIZE, MAX_TOTAL};
 /// kernel as group ``group_id``. Pass it (or its ``group_id``) as ``buffer_group`` to
 /// :meth:`IoUring.prep_recv`; each completion then carries a :class:`ProvidedBuffer`.
 ///
-/// Leaving a ``with`` block unregisters it. See :doc:`buffer-rings`.
+/// Leaving a ``with`` block unregisters it. The documentation's page "Provided buffer rings
+/// and zero-copy send" explains them.
 #[pyclass(frozen, module = "century_ring")]
 pub struct BufferRing {
     group: Arc<Group>,
@@ -127,7 +128,8 @@ impl IoUring {
     /// buffers of ``size`` bytes that the kernel fills as receives complete, instead of each
     /// receive bringing its own. Queue receives on it with ``prep_recv(fd, 0,
     /// buffer_group=ring)``; each completion's :attr:`~CompletionEvent.provided_buffer` holds
-    /// the data until released. See :doc:`buffer-rings`.
+    /// the data until released. The documentation's page "Provided buffer rings and zero-copy
+    /// send" explains them.
     ///
     /// The memory (``count * size`` bytes of anonymous ``mmap``, and the page of ring entries)
     /// lives until the group is unregistered, no operation selects from it any more, and no

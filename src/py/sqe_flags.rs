@@ -11,7 +11,8 @@ use crate::base::errors::bad_arg;
 /// :param fixed_file: ``IOSQE_FIXED_FILE``: the ``fd`` argument is a slot of the ring's
 ///     registered file table (:meth:`IoUring.register_files`) rather than a file descriptor.
 ///     :meth:`IoUring.prep_close` and :meth:`IoUring.prep_cancel` translate it into the form
-///     those operations need (see :doc:`registered`).
+///     those operations need (the documentation's page "Registered files and buffers" says
+///     how).
 /// :param io_drain: ``IOSQE_IO_DRAIN``: start this operation only once every operation
 ///     submitted before it has completed, and start later ones only after it.
 /// :param io_link: ``IOSQE_IO_LINK``: the next queued operation starts only after this one

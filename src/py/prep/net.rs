@@ -238,7 +238,8 @@ impl IoUring {
     /// :attr:`~CompletionEvent.buffer` (no copy); release it to give the buffer back. The
     /// operation keeps the group's memory alive until its final completion. When the ring has
     /// no buffer left, the completion's result is ``-ENOBUFS`` (and a multishot receive stops):
-    /// release buffers, then queue the receive again. See :doc:`buffer-rings`.
+    /// release buffers, then queue the receive again. The documentation's page "Provided buffer
+    /// rings and zero-copy send" explains them.
     ///
     /// :param fd: The socket, as a file descriptor or an object with ``fileno()``.
     /// :param byte_count: How many bytes to receive at most: ``0`` to ``2**31 - 1``. With
