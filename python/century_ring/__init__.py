@@ -18,6 +18,7 @@ from century_ring._century_ring import (
     make_sqe_flags,
 )
 from century_ring.enums import FileOpenFlag, FileOpenMode, ResolveFlag
+from century_ring.handle import FdHandle, FileLikeHandle
 from century_ring.helpers import raise_for_cqe
 
 __all__ = [
@@ -25,6 +26,8 @@ __all__ = [
     "AT_FDCWD",
     "BufferRing",
     "CompletionEvent",
+    "FdHandle",
+    "FileLikeHandle",
     "FileOpenFlag",
     "FileOpenMode",
     "IoUring",

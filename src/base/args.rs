@@ -99,7 +99,9 @@ fn checked_int_in(obj: &Bound<'_, PyAny>, name: &str, min: i64, max: i64) -> PyR
     Ok(value)
 }
 
-/// A file descriptor: a non-negative `int`, or any object with a `fileno()` method.
+/// A file descriptor: a non-negative `int`, an object with a `fileno()` method, or a handle
+/// (`century_ring.handle.FileLikeHandle`: `close_called()` and an `fd`), which is refused once
+/// closed, since its number may belong to another file by now.
 pub fn fd(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<i32> {
     if let Some(value @ 0..=0x7fff_ffff) = exact_int(obj) {
         return Ok(value as i32);
@@ -107,14 +109,51 @@ pub fn fd(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<i32> {
     if obj.is_instance_of::<PyInt>() {
         return Ok(int_in(obj, name, 0, i32::MAX.into())? as i32);
     }
-    match obj.getattr(pyo3::intern!(obj.py(), "fileno")) {
-        Ok(fileno) => Ok(int_in(&fileno.call0()?, name, 0, i32::MAX.into())? as i32),
-        Err(_) => Err(PyTypeError::new_err(format!(
-            "{name} must be a file descriptor (an int or an object with a fileno() method), \
-             not {}",
-            type_name(obj)
-        ))),
+    let py = obj.py();
+    let is_handle = has_attr(obj, pyo3::intern!(py, "close_called"));
+    if is_handle
+        && obj
+            .call_method0(pyo3::intern!(py, "close_called"))?
+            .is_truthy()?
+    {
+        return Err(bad_arg(format!(
+            "{name}: {} was closed (close() was called on it, or it was passed to \
+             prep_close): its descriptor number may belong to another file by now",
+            obj.repr()
+                .map(|r| r.to_string())
+                .unwrap_or_else(|_| type_name(obj))
+        )));
     }
+    let number = if has_attr(obj, pyo3::intern!(py, "fileno")) {
+        obj.call_method0(pyo3::intern!(py, "fileno"))?
+    } else if is_handle {
+        obj.getattr(pyo3::intern!(py, "fd"))?
+    } else {
+        return Err(PyTypeError::new_err(format!(
+            "{name} must be a file descriptor (an int, an object with a fileno() method, or a \
+             handle), not {}",
+            type_name(obj)
+        )));
+    };
+    Ok(int_in(&number, name, 0, i32::MAX.into())? as i32)
+}
+
+/// Whether `obj` has the attribute, asked without making an `AttributeError` when it has not
+/// (CPython's own `hasattr` path).
+fn has_attr(obj: &Bound<'_, PyAny>, attr: &Bound<'_, PyString>) -> bool {
+    // SAFETY: both are live objects borrowed for the call, with the thread attached;
+    // PyObject_HasAttr never raises (it clears any error the lookup made).
+    unsafe { pyo3::ffi::PyObject_HasAttr(obj.as_ptr(), attr.as_ptr()) == 1 }
+}
+
+/// After a close of `obj` was queued: a handle notes it (`mark_closed()`), so that it is never
+/// used, or closed, again. Anything else is left alone.
+pub fn mark_closed(obj: &Bound<'_, PyAny>) -> PyResult<()> {
+    let py = obj.py();
+    if !obj.is_instance_of::<PyInt>() && has_attr(obj, pyo3::intern!(py, "mark_closed")) {
+        obj.call_method0(pyo3::intern!(py, "mark_closed"))?;
+    }
+    Ok(())
 }
 
 /// A byte count for a read or receive: `0 <= n <= 2**31 - 1`.

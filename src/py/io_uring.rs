@@ -21,6 +21,10 @@ pub const AT_FDCWD: i32 = libc::AT_FDCWD;
 /// ``prep_*`` methods, and a completion queue their results are reaped from with
 /// :meth:`get_completion_entries`. Create one with :func:`make_io_ring`.
 ///
+/// Wherever a ``prep_*`` method takes a file descriptor, it also takes an object with a
+/// ``fileno()`` method, or a handle (:class:`century_ring.handle.FdHandle`), which it refuses
+/// with :class:`ValueError` once the handle is closed.
+///
 /// The ring owns everything a queued operation points to (paths, buffers, addresses) until
 /// that operation's completion has been reaped. Closing it (:meth:`close`, leaving the ``with``
 /// block, or dropping the last reference) cancels operations still in flight and waits for the

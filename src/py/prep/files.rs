@@ -238,8 +238,10 @@ impl IoUring {
     /// ``file_index`` and clears that flag; the other flags apply as given.
     ///
     /// :param fd: A file descriptor, or an object with a ``fileno()`` method (its own
-    ///     ``close()`` is not called; only the descriptor is closed); with ``fixed_file``, a
-    ///     slot number.
+    ///     ``close()`` is not called; only the descriptor is closed), or a handle
+    ///     (:class:`century_ring.handle.FdHandle`), which is marked closed once the close is
+    ///     queued, so that no later operation can use its number; with ``fixed_file``, a slot
+    ///     number.
     /// :param sqe_flags: Flags from :func:`make_sqe_flags`.
     /// :returns: The operation's ``user_data``.
     /// :raises ValueError: With ``fixed_file``, no file table is registered or the slot is
@@ -250,12 +252,16 @@ impl IoUring {
         fd: &Bound<'_, PyAny>,
         sqe_flags: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<u64> {
-        let fd = args::fd(fd, "fd")?;
+        let target = fd;
+        let fd = args::fd(target, "fd")?;
         let flags = sqe_flags::parse(sqe_flags)?;
         if flags.contains(Flags::FIXED_FILE) {
             return self.queue_close_slot(fd as u32, flags - Flags::FIXED_FILE);
         }
-        self.queue(flags, |_| Ok(files::close(fd)))
+        let user_data = self.queue(flags, |_| Ok(files::close(fd)))?;
+        // The close is queued: a handle must never be used, or closed, again.
+        args::mark_closed(target)?;
+        Ok(user_data)
     }
 
     /// Queues a ``readv(2)`` (or ``preadv(2)`` at an offset) into several buffers the ring
