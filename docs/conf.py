@@ -7,16 +7,13 @@ compiled core must be importable.
 
 from __future__ import annotations
 
-from importlib import metadata
+import century_ring
 
 project = "Century Ring"
 author = "The Century Ring developers"
 copyright = "2026, The Century Ring developers"
 
-try:
-    release = metadata.version("century-ring")
-except metadata.PackageNotFoundError:
-    release = "0.1.0"
+release = century_ring.__version__
 version = ".".join(release.split(".")[:2])
 
 extensions = [

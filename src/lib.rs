@@ -26,6 +26,7 @@ fn _century_ring(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<resources::provided_buffer::ProvidedBuffer>()?;
     m.add_function(wrap_pyfunction!(py::make_io_ring::make_io_ring, m)?)?;
     m.add_function(wrap_pyfunction!(py::sqe_flags::make_sqe_flags, m)?)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("AT_FDCWD", py::io_uring::AT_FDCWD)?;
     m.add("ALLOC_FILE_INDEX", resources::file_table::ALLOC_FILE_INDEX)?;
     // Private, so set as an attribute rather than added: `add_function` would list it in

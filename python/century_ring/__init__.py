@@ -14,6 +14,7 @@ from century_ring._century_ring import (
     IoUring,
     ProvidedBuffer,
     StatxResult,
+    __version__,
     make_io_ring,
     make_sqe_flags,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "ProvidedBuffer",
     "ResolveFlag",
     "StatxResult",
+    "__version__",
     "make_io_ring",
     "make_sqe_flags",
     "raise_for_cqe",

@@ -16,6 +16,7 @@ __all__ = [
     "IoUring",
     "ProvidedBuffer",
     "StatxResult",
+    "__version__",
     "make_io_ring",
     "make_sqe_flags",
 ]
@@ -32,6 +33,7 @@ _SocketAddress: TypeAlias = (
     tuple[_Host, int] | tuple[_Host, int, int] | tuple[_Host, int, int, int] | _Path
 )
 
+__version__: Final[str]
 AT_FDCWD: Final[int]
 ALLOC_FILE_INDEX: Final[int]
 
