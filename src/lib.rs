@@ -14,9 +14,11 @@ mod resources;
 
 use pyo3::prelude::*;
 
-// `gil_used`: the ring's busy flag (`py::exclusive::Exclusive`) relies on the GIL, so a
-// free-threaded interpreter must keep it enabled while this module is loaded.
-#[pymodule(gil_used = true)]
+// Where there is a GIL, the ring's busy flag (`py::exclusive::Exclusive`) relies on it, so the
+// module says it uses it. A free-threaded CPython needs no GIL for this module: the flag is a
+// compare-and-exchange there, and every type shared between threads is `Sync` on its own.
+#[cfg_attr(not(Py_GIL_DISABLED), pymodule(gil_used = true))]
+#[cfg_attr(Py_GIL_DISABLED, pymodule(gil_used = false))]
 fn _century_ring(m: &Bound<'_, PyModule>) -> PyResult<()> {
     base::fork::install_handler();
     m.add_class::<py::io_uring::IoUring>()?;

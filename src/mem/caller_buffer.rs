@@ -9,6 +9,8 @@ use std::ffi::{c_char, c_int, c_void};
 use pyo3::exceptions::{PyBufferError, PyTypeError};
 use pyo3::prelude::*;
 
+use crate::mem::io_buf::{BufferPool, IoBuf};
+
 /// `Py_buffer`, as laid out by every CPython 3.x. The buffer protocol entered the limited API
 /// only in 3.11; the struct and the two functions below have the same ABI in 3.10, which this
 /// abi3-py310 module supports, so they are declared here rather than taken from pyo3-ffi.
@@ -120,7 +122,8 @@ fn read_only_export_works(obj: &Bound<'_, PyAny>) -> bool {
     }
 }
 
-/// A read-only view of a caller's buffer-protocol object, held only while the GIL is held.
+/// A read-only view of a caller's buffer-protocol object, held only during the call that made
+/// it (attached to the interpreter).
 /// Contiguous exporters only: `bytes`, `bytearray`, contiguous `memoryview`s, `array.array`,
 /// `mmap`, NumPy arrays in C order.
 pub struct CallerBuffer<'py> {
@@ -136,15 +139,42 @@ impl<'py> CallerBuffer<'py> {
         })
     }
 
-    pub fn as_slice(&self) -> &[u8] {
-        if self.view.len <= 0 || self.view.buf.is_null() {
-            return &[];
+    pub fn len(&self) -> usize {
+        if self.view.buf.is_null() {
+            0
+        } else {
+            self.view.len.max(0) as usize
         }
-        // SAFETY: a successful PyBUF_SIMPLE export is `len` contiguous readable bytes at
-        // `buf`, valid until PyBuffer_Release; `self` keeps the export, and the returned
-        // slice borrows `self`. No Python code runs while the slice is used (we hold the GIL
-        // and call nothing), so nothing can write to the object meanwhile.
-        unsafe { std::slice::from_raw_parts(self.view.buf as *const u8, self.view.len as usize) }
+    }
+
+    /// The ring's own copy of `count` bytes from `start`, which lie within the buffer.
+    ///
+    /// No Rust reference to the caller's memory is made: it is copied through its address, so
+    /// that on a free-threaded CPython, where another thread may change the object while it is
+    /// copied, the copy holds whatever bytes were there, as CPython's own copies of a shared
+    /// `bytearray` do, and nothing is assumed about them.
+    pub fn copy(&self, pool: &mut BufferPool, start: usize, count: usize) -> PyResult<IoBuf> {
+        assert!(
+            start
+                .checked_add(count)
+                .is_some_and(|end| end <= self.len()),
+            "the span was checked against the buffer"
+        );
+        let buf = pool.take(count)?;
+        if count > 0 {
+            // SAFETY: a successful PyBUF_SIMPLE export is `len` contiguous readable bytes at
+            // `buf`, valid until PyBuffer_Release, which `self` holds back; `start + count` is
+            // within them (asserted above), and `buf` is a new allocation of `count` bytes, so
+            // the two cannot overlap.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    self.view.buf.cast::<u8>().add(start),
+                    buf.as_mut_ptr(),
+                    count,
+                )
+            };
+        }
+        Ok(buf)
     }
 }
 
@@ -164,9 +194,11 @@ pub struct HeldBuffer {
 }
 
 // SAFETY: the view is only an address, a length and a strong reference to the exporter; the
-// reference is released under the GIL (see Drop), and the address stays valid until then.
+// reference is released attached to the interpreter (see Drop), from whichever thread, and the
+// address stays valid until then. Python code in other threads (at once, on a free-threaded
+// CPython) may change the bytes, never free or move them: the export forbids that.
 unsafe impl Send for HeldBuffer {}
-// SAFETY: shared references only read the address and length.
+// SAFETY: shared references only read the address and length, which never change.
 unsafe impl Sync for HeldBuffer {}
 
 impl HeldBuffer {

@@ -16,7 +16,9 @@ pub struct IoBuf {
     align: usize,
 }
 
-// SAFETY: an IoBuf is a unique owner of plain bytes, like a Box<[u8]>.
+// SAFETY: an IoBuf is a unique owner of plain bytes, like a Box<[u8]>: whichever thread owns
+// it (with or without a GIL) is the only one that reaches them, besides the kernel, which the
+// in-flight table keeps it alive for.
 unsafe impl Send for IoBuf {}
 // SAFETY: shared references only hand out the address and length, never &mut access.
 unsafe impl Sync for IoBuf {}
@@ -130,15 +132,6 @@ impl BufferPool {
             }
         }
         IoBuf::uninit(capacity)
-    }
-
-    /// A buffer holding a copy of `data`.
-    pub fn copy_of(&mut self, data: &[u8]) -> PyResult<IoBuf> {
-        let buf = self.take(data.len())?;
-        // SAFETY: `buf` has room for exactly `data.len()` bytes and is owned by no one else,
-        // so it cannot overlap `data`.
-        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), buf.as_mut_ptr(), data.len()) };
-        Ok(buf)
     }
 
     /// Keeps `buf` for reuse, or frees it if the pool is full.

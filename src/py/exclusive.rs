@@ -8,21 +8,26 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// made to wait (it would wait for a thread that is blocked in the kernel, holding it).
 ///
 /// This replaces a `Mutex` whose `try_lock` and unlock cost two locked instructions on every
-/// call (3-4% of a batch of no-ops). Entering is a plain load and store instead, which is a
+/// call (3-4% of a batch of no-ops). With a GIL, entering is a plain load and store, which is a
 /// sound test-and-set because every caller runs attached to the interpreter with the GIL held:
 /// the methods of `IoUring` are only called from Python, and the module is declared
-/// `gil_used`, so even a free-threaded interpreter keeps the GIL while it is loaded. Two
-/// threads therefore never run `try_enter` at the same time, and a thread that released the
-/// GIL inside a call (a blocking wait) stored `busy` before releasing it, so any other thread
-/// sees it set. A signal handler or `__del__` that re-enters from the same thread sees it too.
+/// `gil_used` on such interpreters. Two threads therefore never run `try_enter` at the same
+/// time, and a thread that released the GIL inside a call (a blocking wait) stored `busy`
+/// before releasing it, so any other thread sees it set. A signal handler or `__del__` that
+/// re-enters from the same thread sees it too.
+///
+/// A free-threaded CPython (`Py_GIL_DISABLED`) runs threads at once, so there entering is an
+/// atomic compare-and-exchange: of two threads trying at the same time, one wins.
 pub struct Exclusive<T> {
     busy: AtomicBool,
     value: UnsafeCell<T>,
 }
 
 // SAFETY: `value` is only reached through an `ExclusiveGuard`, of which at most one exists at a
-// time (see the type's documentation), or through `get_mut`, which needs `&mut self`; so it is
-// never touched by two threads at once, and moving it between threads needs only `T: Send`.
+// time (with a GIL, the load and store of `try_enter` are a test-and-set because the GIL keeps
+// other threads out between them; without one, the compare-and-exchange is one), or through
+// `get_mut`, which needs `&mut self`; so it is never touched by two threads at once, and moving
+// it between threads needs only `T: Send`.
 unsafe impl<T: Send> Sync for Exclusive<T> {}
 
 impl<T> Exclusive<T> {
@@ -34,7 +39,9 @@ impl<T> Exclusive<T> {
     }
 
     /// The value, or `None` when a call (in this thread or another) is using it. Only called
-    /// with the GIL held.
+    /// attached to the interpreter (with the GIL held, where there is one).
+    #[cfg(not(Py_GIL_DISABLED))]
+    #[inline]
     pub fn try_enter(&self) -> Option<ExclusiveGuard<'_, T>> {
         if self.busy.load(Ordering::Acquire) {
             return None;
@@ -43,6 +50,16 @@ impl<T> Exclusive<T> {
         // this store (see the type's documentation).
         self.busy.store(true, Ordering::Relaxed);
         Some(ExclusiveGuard { cell: self })
+    }
+
+    /// The value, or `None` when a call (in this thread or another) is using it.
+    #[cfg(Py_GIL_DISABLED)]
+    #[inline]
+    pub fn try_enter(&self) -> Option<ExclusiveGuard<'_, T>> {
+        self.busy
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .ok()
+            .map(|_| ExclusiveGuard { cell: self })
     }
 
     pub fn get_mut(&mut self) -> &mut T {

@@ -67,9 +67,8 @@ fn copy_of_range(
     range: (usize, Option<usize>),
 ) -> PyResult<IoBuf> {
     let view = CallerBuffer::read_only(buffer, "buffer")?;
-    let data = view.as_slice();
-    let (start, count) = checked_range(data.len(), range)?;
-    pool.copy_of(&data[start..start + count])
+    let (start, count) = checked_range(view.len(), range)?;
+    view.copy(pool, start, count)
 }
 
 /// Data to write or send: the ring's copy, or (``copy=False``) an export of the caller's

@@ -587,16 +587,15 @@ impl IoUring {
         let address = socket_address::from_python(address, "address")?;
         let msg_flags = send_flags(flags)?;
         let view = CallerBuffer::read_only(buffer, "buffer")?;
-        if view.as_slice().len() as u64 > args::MAX_BYTE_COUNT as u64 {
+        let len = view.len();
+        if len as u64 > args::MAX_BYTE_COUNT as u64 {
             return Err(bad_arg(format!(
-                "buffer holds {} bytes; one sendto sends at most {} bytes",
-                view.as_slice().len(),
+                "buffer holds {len} bytes; one sendto sends at most {} bytes",
                 args::MAX_BYTE_COUNT
             )));
         }
         self.queue(sqe_flags::parse(sqe_flags)?, |ring| {
-            let pool = ring.pool();
-            let data = pool.copy_of(view.as_slice())?;
+            let data = view.copy(ring.pool(), 0, len)?;
             Ok(net::sendto(fd, data, *address, msg_flags))
         })
     }
