@@ -258,6 +258,13 @@ class Scene:
         self.throwaways.append(fd)
         return fd
 
+    def filled_file(self, op: Row) -> int:
+        """The file, with data at its position: a splice from an empty file moves 0 bytes,
+        which the kernel counts as a failure (a short splice) and reports even under
+        skip_success."""
+        os.pwrite(self.file_fd, b"spliced!" * 2, 0)
+        return self.file_fd
+
     def buffer_index(self, op: Row) -> int:
         """The index of a buffer registered on the ring for the call."""
         if not self.registered:
@@ -333,13 +340,15 @@ PLAUSIBLE: dict[str, Make] = {
 
 #: What single operations need beyond values by name: accept owns the peer's address only when
 #: asked for it; close needs a descriptor of its own to close; mkdirat makes ``path``, which
-#: must not exist yet; connect_v4 and connect_v6 take a bare address of their family.
+#: must not exist yet; connect_v4 and connect_v6 take a bare address of their family; splice
+#: needs data to move.
 PER_OPERATION: dict[str, dict[str, Make]] = {
     "prep_accept": {"peer_address": always(True)},
     "prep_close": {"fd": Scene.throwaway_fd},
     "prep_mkdirat": {"path": always("sub")},
     "prep_connect_v4": {"address": always("127.0.0.1")},
     "prep_connect_v6": {"address": always("::1")},
+    "prep_splice": {"fd_in": Scene.filled_file},
 }
 
 
