@@ -162,11 +162,13 @@ needs_nomemory = pytest.mark.skipif(
 )
 
 
-def reap_while_allocation_fails(ring: IoUring, at: int) -> list[CompletionEvent] | None:
-    """``get_completion_entries()`` with the ``at``-th allocation CPython makes during the call
-    failing; None if it raised MemoryError."""
+def reap_while_allocation_fails(
+    ring: IoUring, at: int, failures: int = 1
+) -> list[CompletionEvent] | None:
+    """``get_completion_entries()`` with ``failures`` allocations in a row failing, from the
+    ``at``-th CPython makes during the call; None if it raised MemoryError."""
     assert _testcapi is not None
-    _testcapi.set_nomemory(at, at + 1)
+    _testcapi.set_nomemory(at, at + failures)
     try:
         return ring.get_completion_entries()
     except MemoryError:
@@ -176,19 +178,19 @@ def reap_while_allocation_fails(ring: IoUring, at: int) -> list[CompletionEvent]
 
 
 def reap_everything_despite_failures(
-    ring: IoUring, count: int
+    ring: IoUring, count: int, failures: int = 1
 ) -> tuple[dict[int, CompletionEvent], int]:
-    """Reaps until ``count`` completions have arrived, making one allocation fail in each call,
-    the first in the first call, the second in the next, and so on. Returns the completions
-    by user_data (failing if one arrives twice) and how many calls came back short (raised, or
-    returned fewer than were ready)."""
+    """Reaps until ``count`` completions have arrived, making ``failures`` allocations in a row
+    fail in each call, from the first in the first call, the second in the next, and so on.
+    Returns the completions by user_data (failing if one arrives twice) and how many calls
+    came back short (raised, or returned fewer than were ready)."""
     got: dict[int, CompletionEvent] = {}
     short = 0
     at = 0
     while len(got) < count:
         assert at < 10_000, f"only {len(got)} of {count} completions after {at} calls"
         ready = count - len(got)
-        events = reap_while_allocation_fails(ring, at)
+        events = reap_while_allocation_fails(ring, at, failures)
         at += 1
         if events is None or len(events) < ready:
             short += 1
@@ -212,6 +214,22 @@ def test_reads_reaped_while_allocations_fail_lose_nothing(ring: IoUring, data_fd
         assert got[user_data].buffer == DATA[offset : offset + 64]
     assert ring.in_flight == 0
     assert ring.get_completion_entries() == []
+
+
+@needs_nomemory
+def test_reads_reaped_while_two_allocations_in_a_row_fail_lose_nothing(
+    ring: IoUring, data_fd: int
+) -> None:
+    """When the allocation after a failed one fails too (the shorter list the call returns
+    instead), the events already made are kept, and delivered by a later call, in order."""
+    offsets = {ring.prep_read(data_fd, 64, offset): offset for offset in range(0, 1280, 64)}
+    ring.submit_and_wait(len(offsets))
+    got, short = reap_everything_despite_failures(ring, len(offsets), failures=2)
+    assert short > 0
+    assert list(got) == list(offsets), "delivered out of order"
+    for user_data, offset in offsets.items():
+        assert got[user_data].buffer == DATA[offset : offset + 64]
+    assert ring.in_flight == 0
 
 
 @needs_nomemory

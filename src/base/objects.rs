@@ -89,22 +89,73 @@ pub fn slice(py: Python<'_>, start: usize, stop: usize) -> PyResult<Bound<'_, Py
     }
 }
 
-/// A `list` of `len` items, each made by `item` only once the list itself exists (so that,
-/// should there be no memory for the list, no item has been taken from wherever it was).
-pub fn list<'py>(
-    py: Python<'py>,
+/// A `list` of a known length, filled one item at a time and handed out only once full: a
+/// list with empty slots must never reach Python code. Made before its items are taken from
+/// wherever they wait, so that a `MemoryError` for the list takes nothing.
+pub struct ListFiller<'py> {
+    list: Bound<'py, PyList>,
     len: usize,
-    mut item: impl FnMut() -> Py<PyAny>,
-) -> PyResult<Bound<'py, PyList>> {
-    // SAFETY: PyList_New gives a new reference (or NULL with an exception set) whose `len`
-    // slots are empty; PyList_SetItem steals one reference per slot, and every slot is filled,
-    // once, before the list is seen by anyone.
-    unsafe {
-        let ptr = ffi::PyList_New(len as isize);
-        let list: Bound<'py, PyList> = Bound::from_owned_ptr_or_err(py, ptr)?.cast_into_unchecked();
-        for index in 0..len {
-            ffi::PyList_SetItem(ptr, index as isize, item().into_ptr());
+    filled: usize,
+}
+
+impl<'py> ListFiller<'py> {
+    pub fn new(py: Python<'py>, len: usize) -> PyResult<Self> {
+        // SAFETY: PyList_New gives a new reference, or NULL with an exception set, whose `len`
+        // slots are empty (NULL); the list stays private to this value until every slot is
+        // filled (`finish`), and CPython's list code (dealloc, GC traversal) copes with empty
+        // slots meanwhile.
+        let list = unsafe {
+            let ptr = ffi::PyList_New(len as isize);
+            Bound::from_owned_ptr_or_err(py, ptr)?.cast_into_unchecked()
+        };
+        Ok(ListFiller {
+            list,
+            len,
+            filled: 0,
+        })
+    }
+
+    /// Puts `item` in the next empty slot.
+    #[inline]
+    pub fn push(&mut self, item: Py<PyAny>) {
+        assert!(
+            self.filled < self.len,
+            "more items than the list was made for"
+        );
+        // SAFETY: the slot is in range and empty; PyList_SetItem steals the reference.
+        unsafe { ffi::PyList_SetItem(self.list.as_ptr(), self.filled as isize, item.into_ptr()) };
+        self.filled += 1;
+    }
+
+    /// The list, with the items pushed. If fewer were pushed than it was made for, a list of
+    /// just those is made; should there be no memory for it, the items come back instead,
+    /// in order, with the `MemoryError`.
+    pub fn finish(self) -> Result<Bound<'py, PyList>, (Vec<Py<PyAny>>, PyErr)> {
+        if self.filled == self.len {
+            return Ok(self.list);
         }
-        Ok(list)
+        let py = self.list.py();
+        // SAFETY: slots below `filled` are filled; PyList_GetSlice gives a new reference (or
+        // NULL with an exception set) to a new list of them, increfed.
+        let shorter = unsafe {
+            let ptr = ffi::PyList_GetSlice(self.list.as_ptr(), 0, self.filled as isize);
+            Bound::from_owned_ptr_or_err(py, ptr)
+        };
+        match shorter {
+            Ok(list) => Ok(list.cast_into().expect("a list's slice is a list")),
+            Err(err) => {
+                let items = (0..self.filled)
+                    .map(|index| {
+                        // SAFETY: slot `index` is filled; the borrowed reference is increfed
+                        // into an owned one before the list goes.
+                        unsafe {
+                            let item = ffi::PyList_GetItem(self.list.as_ptr(), index as isize);
+                            Bound::from_borrowed_ptr(py, item).unbind()
+                        }
+                    })
+                    .collect();
+                Err((items, err))
+            }
+        }
     }
 }

@@ -122,6 +122,11 @@ impl CompletionEvent {
         )
     }
 
+    /// The `user_data` of the operation it completes.
+    pub fn user_data(&self) -> u64 {
+        self.user_data
+    }
+
     /// The provided buffer it carries, or `None`.
     pub fn provided_buffer(&self) -> &Py<PyAny> {
         &self.provided_buffer

@@ -1,14 +1,13 @@
-//! Reaping: the completions a ring collected become `CompletionEvent`s, which are then
-//! delivered one by one, oldest first, to whoever reaps (a list for `get_completion_entries`,
-//! or a waiter).
+//! Reaping: the completions a ring collected become `CompletionEvent`s, delivered one by one,
+//! oldest first, straight to whoever reaps (a list for `get_completion_entries`, or a waiter).
 //!
 //! Nothing is lost when memory runs out. Making an event only reads what its operation owns:
 //! should CPython fail to allocate the event, its `bytes` or anything else it carries, the
 //! completion stays at the head of the ready queue and is made again on the next reap. Only
 //! when an event is delivered does its operation's memory learn that the user has the report
-//! (a pipe's descriptors are theirs, a provided buffer owns its data) and go. Events made and
-//! not delivered wait in `reaped`; closing the ring discards them with their memory, as it
-//! discards completions never reaped.
+//! (a pipe's descriptors are theirs, a provided buffer owns its data) and go. A receiver that
+//! cannot keep events it was given gives them back (`give_back`), to be delivered first next
+//! time.
 
 use pyo3::exceptions::PyMemoryError;
 use pyo3::prelude::*;
@@ -17,35 +16,46 @@ use super::completion_event::{CompletionEvent, CQE_F_MORE};
 use super::ring::{RawCompletion, Ring};
 use crate::mem::lent::{Lent, Report};
 
-/// A completion made into its event, not delivered yet.
-pub struct Reaped {
-    user_data: u64,
-    event: Py<CompletionEvent>,
-    /// Whether it is the operation's final completion, the one that releases its memory.
-    is_final: bool,
-}
-
 impl Ring {
-    /// Makes events of the completions [`Ring::collect`] took, oldest first, for
-    /// [`Ring::next_reaped`] to deliver. A `MemoryError` stops it; the completion that met it
-    /// stays ready, and the events made before it stay reaped.
-    pub fn reap(&mut self, py: Python<'_>) -> PyResult<()> {
-        self.reaped
-            .try_reserve(self.ready.len())
-            .map_err(|_| PyMemoryError::new_err("no memory to reap the completions"))?;
+    /// How many events the next [`Ring::reap_into`] can deliver: those given back, and the
+    /// completions [`Ring::collect`] took.
+    pub fn deliverable(&self) -> usize {
+        self.reaped.len() + self.ready.len()
+    }
+
+    /// Delivers up to `limit` events to `deliver`, oldest first, with their `user_data`: first
+    /// those given back, then the events of the completions [`Ring::collect`] took. From the
+    /// moment `deliver` is called, the event is the receiver's, and so is what its completion
+    /// reported. A `MemoryError` making an event stops it: that completion stays ready, for a
+    /// later call.
+    #[inline]
+    pub fn reap_into(
+        &mut self,
+        py: Python<'_>,
+        limit: usize,
+        mut deliver: impl FnMut(u64, Py<CompletionEvent>),
+    ) -> PyResult<()> {
+        let mut delivered = 0;
+        while delivered < limit {
+            let Some(event) = self.reaped.pop_front() else {
+                break;
+            };
+            deliver(event.get().user_data(), event);
+            delivered += 1;
+        }
         // The highest end of the `bytes` objects made, for the heap reserve.
         let mut highest = 0;
         let mut made = Ok(());
-        while let Some(&raw) = self.ready.front() {
+        while delivered < limit {
+            let Some(&raw) = self.ready.front() else {
+                break;
+            };
             match self.make_event(py, raw, &mut highest) {
                 Ok(event) => {
                     self.ready.pop_front();
-                    // Room was reserved above.
-                    self.reaped.push_back(Reaped {
-                        user_data: raw.user_data,
-                        event,
-                        is_final: raw.flags & CQE_F_MORE == 0,
-                    });
+                    self.hand_over(py, raw, &event);
+                    deliver(raw.user_data, event);
+                    delivered += 1;
                 }
                 Err(err) => {
                     made = Err(err);
@@ -57,22 +67,27 @@ impl Ring {
         made
     }
 
-    /// How many events [`Ring::reap`] made that are not delivered yet.
-    pub fn reaped_len(&self) -> usize {
-        self.reaped.len()
+    /// Takes back events delivered to a receiver that could not keep them after all (no
+    /// memory for the list they were going into), oldest first: they are delivered again, in
+    /// the same order, before anything else. Their operations' memory is gone already; what
+    /// they report is in the events.
+    pub fn give_back(&mut self, events: Vec<Py<CompletionEvent>>) {
+        for event in events.into_iter().rev() {
+            self.reaped.push_front(event);
+        }
     }
 
-    /// Delivers the oldest event reaped: from now on the caller has it, and what the
-    /// completion reported is the caller's.
+    /// Drops the events given back and not delivered again (the ring is closing).
+    pub(super) fn discard_reaped(&mut self) {
+        self.reaped.clear();
+    }
+
+    /// The completion `raw` reached the user as `event`: its operation's memory learns that
+    /// the report is the user's, and goes if this was the final completion.
     #[inline]
-    pub fn next_reaped(&mut self, py: Python<'_>) -> Option<(u64, Py<CompletionEvent>)> {
-        let Reaped {
-            user_data,
-            event,
-            is_final,
-        } = self.reaped.pop_front()?;
-        if is_final {
-            let lent = self.inflight.remove(user_data);
+    fn hand_over(&mut self, py: Python<'_>, raw: RawCompletion, event: &Py<CompletionEvent>) {
+        if raw.flags & CQE_F_MORE == 0 {
+            let lent = self.inflight.remove(raw.user_data);
             match lent {
                 // The commonest case: nothing to hand over or free. Skip the call to the drop
                 // glue of `Lent`.
@@ -82,19 +97,8 @@ impl Ring {
                     lent.release(&mut self.pool);
                 }
             }
-        } else if let Some(lent @ Lent::Other(_)) = self.inflight.get(user_data) {
+        } else if let Some(lent @ Lent::Other(_)) = self.inflight.get(raw.user_data) {
             lent.delivered(py, event.get().provided_buffer().bind(py));
-        }
-        Some((user_data, event))
-    }
-
-    /// Drops the events reaped and not delivered, with their operations' memory (the ring is
-    /// closing, or is a forked child's copy).
-    pub(super) fn discard_reaped(&mut self) {
-        while let Some(reaped) = self.reaped.pop_front() {
-            if reaped.is_final {
-                drop(self.inflight.remove(reaped.user_data));
-            }
         }
     }
 

@@ -10,10 +10,9 @@ use io_uring::squeue::Flags;
 use io_uring::EnterFlags;
 use pyo3::prelude::*;
 
-use super::completion_event::{ResultInts, CQE_F_MORE};
+use super::completion_event::{CompletionEvent, ResultInts, CQE_F_MORE};
 use super::enter::{enter, timespec};
 use super::inflight::InFlight;
-use super::reap::Reaped;
 use crate::base::errors;
 use crate::base::fork::Origin;
 use crate::base::kernel_support::KernelSupport;
@@ -41,8 +40,9 @@ pub struct Ring {
     pub(super) inflight: InFlight,
     /// Completions moved off the CQ ring (to make room, or while waiting) and not yet reaped.
     pub(super) ready: VecDeque<RawCompletion>,
-    /// Completions made into events and not yet delivered (see `reap.rs`).
-    pub(super) reaped: VecDeque<Reaped>,
+    /// Events given back by a receiver that could not keep them, to be delivered first (see
+    /// `reap.rs`).
+    pub(super) reaped: VecDeque<Py<CompletionEvent>>,
     pub(super) autosubmit: bool,
     /// What the running kernel supports.
     pub(super) support: KernelSupport,

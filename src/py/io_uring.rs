@@ -9,7 +9,8 @@ use crate::base::args::{self, int_in};
 use crate::base::errors;
 use crate::base::fork::Origin;
 use crate::base::kernel_support::Feature;
-use crate::base::objects;
+use crate::base::objects::ListFiller;
+use crate::engine::completion_event::CompletionEvent;
 use crate::engine::ring::Ring;
 use crate::py::exclusive::{Exclusive, ExclusiveGuard};
 
@@ -217,19 +218,32 @@ impl IoUring {
     fn get_completion_entries<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         self.with_ring(|ring| {
             ring.collect()?;
-            let made = ring.reap(py);
-            let count = ring.reaped_len();
-            if count == 0 {
-                made?;
+            // The list is made at its final length in one go, cheaper per completion than
+            // appending to a growing one, and before any event leaves the ring: without memory
+            // for it, nothing is taken.
+            let mut events = ListFiller::new(py, ring.deliverable())?;
+            let made = ring.reap_into(py, usize::MAX, |_, event| events.push(event.into_any()));
+            // A MemoryError after some events were delivered is not raised: they are returned,
+            // and the completion that met it comes with a later call.
+            match events.finish() {
+                Ok(list) if list.is_empty() => made.map(|()| list),
+                Ok(list) => Ok(list),
+                Err((taken, err)) => {
+                    ring.give_back(
+                        taken
+                            .into_iter()
+                            .map(|event| {
+                                event
+                                    .into_bound(py)
+                                    .cast_into::<CompletionEvent>()
+                                    .expect("only events went into the list")
+                                    .unbind()
+                            })
+                            .collect(),
+                    );
+                    Err(err)
+                }
             }
-            // A MemoryError after some events were made is not raised: they are delivered, and
-            // the completion that met it is made again by the next call. The list is made at
-            // its final length in one go, cheaper per completion than appending to a growing
-            // one; if there is no memory for it, the events wait for the next call too.
-            objects::list(py, count, || {
-                let (_, event) = ring.next_reaped(py).expect("`count` events are reaped");
-                event.into_any()
-            })
         })
     }
 
