@@ -135,7 +135,9 @@ class FdHandle:
         :raises ValueError: The handle is closed.
         """
         if self._close_called:
-            raise ValueError(f"{self!r} is closed")
+            raise ValueError(
+                f"FdHandle(fd={self.fd}) is closed: its number may belong to another file by now"
+            )
         return self.fd
 
     def close_called(self) -> bool:
@@ -169,8 +171,8 @@ class FdHandle:
         return False
 
     def __repr__(self) -> str:
-        state = " closed" if self._close_called else ""
-        return f"FdHandle(fd={self.fd}){state}"
+        state = ", closed" if self._close_called else ""
+        return f"FdHandle(fd={self.fd}{state})"
 
     def __str__(self) -> str:
         return str(self.fd)

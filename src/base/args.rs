@@ -117,8 +117,8 @@ pub fn fd(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<i32> {
             .is_truthy()?
     {
         return Err(bad_arg(format!(
-            "{name}: {} was closed (close() was called on it, or it was passed to \
-             prep_close): its descriptor number may belong to another file by now",
+            "{name}: the handle {} is closed (close() was called on it, or it was passed \
+             to prep_close): its descriptor number may belong to another file by now",
             obj.repr()
                 .map(|r| r.to_string())
                 .unwrap_or_else(|_| type_name(obj))
