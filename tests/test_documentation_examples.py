@@ -235,10 +235,6 @@ class Setup:
 
 #: Blocks that are not run, and why.
 EXCLUDED: dict[Key, str] = {
-    ("docs/registered.rst", "python benches/fixed.py"): (
-        "shell commands that run a benchmark for about a minute, not Python: the page's "
-        "highlight_language makes Sphinx render every '::' block as Python"
-    ),
     ("docs/sync-api.rst", "ring.prep_openat(...)"): (
         "'...' stands for prep_openat's arguments: run literally, Python's own argument check "
         "raises TypeError (missing 'path' and 'open_mode') before the ring can say that it is "
