@@ -39,7 +39,15 @@ PYTHON = sys.executable
 
 WORKLOADS = ("nop", "read-cached", "read-direct", "echo", "overhead")
 BATCHES = (32, 256)
-QDS = (1, 8, 32, 128)
+# Queue depths per read workload. Page-cached reads go deep (issue 12: freeing whole batches of
+# results made glibc trim the heap every batch from QD 64 on); O_DIRECT keeps its four depths,
+# as its loop reaps a few completions at a time and its thread pool would need 512 threads.
+QDS: dict[str, tuple[int, ...]] = {
+    "read-cached": (1, 8, 32, 64, 128, 256, 512),
+    "read-direct": (1, 8, 32, 128),
+}
+#: The depth other depths are compared with (issue 12's targets).
+BASE_QD = 32
 READ_SIZE = 4096
 CACHED_SIZE = 64 << 20
 DIRECT_SIZE = 1 << 30
@@ -49,7 +57,14 @@ ECHO_MESSAGE = 64
 # What the table calls each contender, per workload.
 CONTENDERS: dict[str, tuple[str, ...]] = {
     "nop": ("century_ring", "native", "liburing"),
-    "read-cached": ("century_ring", "os.pread", "native", "native pread", "liburing"),
+    "read-cached": (
+        "century_ring",
+        "century_ring kept",
+        "os.pread",
+        "native",
+        "native pread",
+        "liburing",
+    ),
     "read-direct": ("century_ring", "os.pread", "thread pool", "native"),
     "echo": ("century_ring", "selectors", "asyncio", "native"),
     "overhead": ("century_ring",),
@@ -57,11 +72,14 @@ CONTENDERS: dict[str, tuple[str, ...]] = {
 # Contenders that do one read at a time whatever the queue depth: measured once per round
 # (next to the QD 32 group) and compared with century_ring at every depth.
 SERIAL = frozenset({"os.pread", "native pread"})
+# century_ring's two page-cached loops: the list of each batch dropped before the next batch
+# (batch mode), or kept alive until the next one is reaped (kept mode).
+CENTURY_RING = ("century_ring", "century_ring kept")
 
 
 @dataclass(frozen=True)
 class Target:
-    """One of issue 3's targets: a same-run ratio and the bound it must meet."""
+    """One of issue 3's or issue 12's targets: a same-run ratio and the bound it must meet."""
 
     label: str
     workload: str
@@ -74,12 +92,17 @@ class Target:
     def met(self, ratio: float) -> bool:
         return ratio >= self.bound if self.op == ">=" else ratio <= self.bound
 
-    def reference(self) -> tuple[str, dict[str, int]] | None:
+    def reference(
+        self,
+    ) -> tuple[tuple[str, dict[str, int]], tuple[str, dict[str, int]]] | None:
         """The native reference in century_ring's place: what no interpreter at all reaches
-        against the same baseline, or None when the baseline is the native reference itself."""
+        against the same baseline (for one contender at two depths, the native reference at
+        those depths), or None when the baseline is the native reference itself."""
         if self.denominator[0] == "native":
             return None
-        return ("native", self.numerator[1])
+        if self.numerator[0] == self.denominator[0]:
+            return ("native", self.numerator[1]), ("native", self.denominator[1])
+        return ("native", self.numerator[1]), self.denominator
 
 
 TARGETS = (
@@ -145,6 +168,20 @@ TARGETS = (
         "ops_per_sec",
         ">=",
         1.3,
+    ),
+    # Issue 12: no cliff at deep queues, in either loop.
+    *(
+        Target(
+            f"read-cached {loop} loop QD {qd} / QD {BASE_QD}: century_ring, ops/s",
+            "read-cached",
+            (contender, {"qd": qd}),
+            (contender, {"qd": BASE_QD}),
+            "ops_per_sec",
+            ">=",
+            1.0,
+        )
+        for contender, loop in (("century_ring kept", "kept"), ("century_ring", "drop"))
+        for qd in (128, 256)
     ),
 )
 
@@ -442,6 +479,8 @@ def command(workload: str, contender: str, params: dict[str, int], s: Settings) 
     mode = ["--mode", "refill" if direct else "batch"]
     if contender == "century_ring":
         return [*py, "century_ring", "read", *qd, *mode, *common]
+    if contender == "century_ring kept":
+        return [*py, "century_ring", "read", *qd, "--mode", "kept", *common]
     if contender == "liburing":
         return [*py, "liburing", "read", *qd, *common]
     if contender == "native":
@@ -476,8 +515,8 @@ def cases(workload: str, round_index: int, s: Settings) -> list[tuple[str, dict[
     rotated = contenders[shift:] + contenders[:shift]
     if workload == "nop":
         groups: list[dict[str, int]] = [{"batch": b} for b in BATCHES]
-    elif workload in ("read-cached", "read-direct"):
-        groups = [{"qd": q} for q in QDS]
+    elif workload in QDS:
+        groups = [{"qd": q} for q in QDS[workload]]
     else:
         groups = [{}]
     if round_index % 2:
@@ -543,9 +582,11 @@ def measure_round(s: Settings, round_index: int, measurements: list[dict[str, An
                 values.update({k: v for k, v in record.items() if k.endswith("_per_cqe")})
                 log(f"{prefix} " + ", ".join(f"{k}={v}" for k, v in values.items()))
             else:
+                reap = record.get("reap_ns_per_cqe")
                 log(
                     f"{prefix} {describe(record['ops_per_sec'])} ops/s, "
                     f"{record['cpu_us_per_op']:.2f} us CPU/op"
+                    + ("" if reap is None else f", reap {reap:.0f} ns/completion")
                 )
 
 
@@ -562,6 +603,9 @@ def index(measurements: Iterable[dict[str, Any]]) -> dict[tuple[Any, ...], dict[
     return table
 
 
+#: What the medians keep of every other measurement (a metric a contender does not report is
+#: left out: only century_ring's read loops time their reaps).
+RUN_METRICS = ("ops_per_sec", "cpu_us_per_op", "reap_ns_per_cqe", "faults_per_op")
 OVERHEAD_METRICS = (
     "prep_read_ns",
     "prep_nop_ns",
@@ -582,7 +626,7 @@ def summarise(measurements: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "params": dict(params),
             "rounds": len(runs),
         }
-        metrics = OVERHEAD_METRICS if workload == "overhead" else ("ops_per_sec", "cpu_us_per_op")
+        metrics = OVERHEAD_METRICS if workload == "overhead" else RUN_METRICS
         for metric in metrics:
             values = [r[metric] for r in runs if metric in r]
             if values:
@@ -632,18 +676,29 @@ def all_ratios(table: dict[tuple[Any, ...], dict[int, dict]]) -> list[dict[str, 
         p = {"batch": batch}
         for other in ("native", "liburing"):
             pairs.append(("nop", ("century_ring", p), (other, p), "ops_per_sec"))
-    for workload in ("read-cached", "read-direct"):
-        for qd in QDS:
+    for workload, depths in QDS.items():
+        ours = [c for c in CONTENDERS[workload] if c in CENTURY_RING]
+        for qd in depths:
             p = {"qd": qd}
-            for other in CONTENDERS[workload][1:]:
-                o = (other, {"qd": 1} if other in SERIAL else p)
-                pairs.append((workload, ("century_ring", p), o, "ops_per_sec"))
-                pairs.append((workload, ("century_ring", p), o, "cpu_us_per_op"))
+            for mine in ours:
+                for other in CONTENDERS[workload]:
+                    if other == mine or (other in CENTURY_RING and mine != "century_ring"):
+                        continue
+                    o = (other, {"qd": 1} if other in SERIAL else p)
+                    pairs.append((workload, (mine, p), o, "ops_per_sec"))
+                    pairs.append((workload, (mine, p), o, "cpu_us_per_op"))
         # How far the interpreter-free ring gets ahead of an interpreter-free pread loop.
-        for qd in QDS:
+        for qd in depths:
             pairs.append(
                 (workload, ("native", {"qd": qd}), ("native pread", {"qd": 1}), "ops_per_sec")
             )
+        # Every depth against QD 32, for each contender that queues: issue 12's cliff.
+        for c in CONTENDERS[workload]:
+            if c in SERIAL:
+                continue
+            for qd in depths:
+                if qd != BASE_QD:
+                    pairs.append((workload, (c, {"qd": qd}), (c, {"qd": BASE_QD}), "ops_per_sec"))
     for other in CONTENDERS["echo"][1:]:
         pairs.append(("echo", ("century_ring", {}), (other, {}), "ops_per_sec"))
         pairs.append(("echo", ("century_ring", {}), (other, {}), "cpu_us_per_op"))
@@ -675,7 +730,7 @@ def check_targets(
         }
         reference = t.reference()
         if reference is not None:
-            native = pair_ratio(table, t.workload, reference, t.denominator, t.metric)
+            native = pair_ratio(table, t.workload, *reference, t.metric)
             entry["native_ratio"] = None if native is None else native["median"]
         results.append(entry)
     return results
@@ -753,6 +808,52 @@ def cell(entry: dict[str, Any] | None, cpu: bool) -> str:
     return text
 
 
+def depth_ratios(report: dict[str, Any]) -> dict[tuple[str, str, int], dict[str, Any]]:
+    """(workload, contender, qd) -> the same-round ratio of its ops/s at ``qd`` to BASE_QD."""
+    found = {}
+    for r in report["ratios"]:
+        num, den = r["numerator"], r["denominator"]
+        if (
+            r["metric"] == "ops_per_sec"
+            and num["contender"] == den["contender"]
+            and den["params"] == {"qd": BASE_QD}
+        ):
+            found[(r["workload"], num["contender"], num["params"]["qd"])] = r
+    return found
+
+
+def depth_table(
+    report: dict[str, Any], workload: str, cols: list[str], medians: dict[tuple[Any, ...], Any]
+) -> list[str]:
+    """Each queueing contender at every depth against itself at BASE_QD; century_ring's loops
+    also with their reap cost per completion."""
+    ratios = depth_ratios(report)
+    queueing = [c for c in cols if c not in SERIAL]
+    head = ["QD"]
+    for c in queueing:
+        head.append(f"{c} ÷ QD {BASE_QD}")
+        if c in CENTURY_RING:
+            head.append(f"{c} reap ns")
+    out = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for q in QDS[workload]:
+        row = [str(q)]
+        for c in queueing:
+            if q == BASE_QD:
+                row.append("1")
+            else:
+                r = ratios.get((workload, c, q))
+                row.append(
+                    "n/a" if r is None else f"{r['median']:.2f}x ({r['min']:.2f}-{r['max']:.2f})"
+                )
+            if c in CENTURY_RING:
+                m = medians.get(key(workload, c, {"qd": q}))
+                row.append(
+                    "n/a" if not m or "reap_ns_per_cqe" not in m else f"{m['reap_ns_per_cqe']:.0f}"
+                )
+        out.append("| " + " | ".join(row) + " |")
+    return out
+
+
 def markdown(report: dict[str, Any]) -> str:
     medians = {key(m["workload"], m["contender"], m["params"]): m for m in report["medians"]}
     settings = report["settings"]
@@ -787,7 +888,7 @@ def markdown(report: dict[str, Any]) -> str:
         cols = [c for c in CONTENDERS[workload] if c not in report["skipped"]]
         out += ["", f"## {workload}: 4 KiB random reads, {unit} (CPU µs per I/O)", ""]
         out += ["| QD | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
-        for q in QDS:
+        for q in QDS[workload]:
             row = []
             for c in cols:
                 if c in SERIAL:
@@ -809,6 +910,23 @@ def markdown(report: dict[str, Any]) -> str:
                     else ""
                 ),
             ]
+        if workload == "read-cached" and "century_ring kept" in cols:
+            out += [
+                "",
+                "century_ring is the drop loop (each batch's list dropped before the next batch "
+                "is queued); century_ring kept keeps it alive until the next batch is reaped, as "
+                "`got = ring.get_completion_entries()` does.",
+            ]
+        out += [
+            "",
+            f"### {workload}: each depth against QD {BASE_QD} (ops/s, same-round ratios: median "
+            "(range)), and century_ring's reap cost",
+            "",
+            *depth_table(report, workload, cols, medians),
+            "",
+            "reap ns: the time inside get_completion_entries() per completion (median over "
+            "rounds), which includes making each read's bytes.",
+        ]
     if "echo" in workloads:
         cols = list(CONTENDERS["echo"])
         out += [
@@ -864,7 +982,7 @@ def markdown(report: dict[str, Any]) -> str:
                     out.append(f"| {metric} | {m[metric]:.1f} |")
     out += [
         "",
-        "## Issue 3 targets",
+        "## Targets (issues 3 and 12)",
         "",
         "| target | ratio (median) | range over rounds | bound | met | native in its place |",
         "|---|---|---|---|---|---|",
@@ -911,6 +1029,7 @@ def plot(report: dict[str, Any], path: Path) -> str | None:
     medians = {key(m["workload"], m["contender"], m["params"]): m for m in report["medians"]}
     colours = {
         "century_ring": "tab:red",
+        "century_ring kept": "tab:brown",
         "native": "tab:blue",
         "liburing": "tab:green",
         "os.pread": "tab:gray",
@@ -919,7 +1038,7 @@ def plot(report: dict[str, Any], path: Path) -> str | None:
         "selectors": "tab:gray",
         "asyncio": "tab:purple",
     }
-    fig, axes = plt.subplots(2, 3, figsize=(17, 9.5))
+    fig, axes = plt.subplots(2, 4, figsize=(22, 9.5))
     si = FuncFormatter(lambda value, _pos: describe(value) if value else "0")
     fig.suptitle(
         f"Century Ring benchmarks · {report['machine']['date'][:10]} · Linux "
@@ -931,17 +1050,18 @@ def plot(report: dict[str, Any], path: Path) -> str | None:
     def qd_panel(ax: Any, workload: str, metric: str, title: str, ylabel: str) -> None:
         ax.set_title(title, fontsize=10)
         drawn = False
+        depths = QDS[workload]
         for c in CONTENDERS[workload]:
             if c in SERIAL:
                 m = medians.get(key(workload, c, {"qd": 1}))
-                if m:
+                if m and metric in m:
                     ax.axhline(
                         m[metric], color=colours[c], linestyle="--", label=f"{c} (one at a time)"
                     )
                     drawn = True
                 continue
-            points = [(q, medians.get(key(workload, c, {"qd": q}))) for q in QDS]
-            points = [(q, m) for q, m in points if m]
+            points = [(q, medians.get(key(workload, c, {"qd": q}))) for q in depths]
+            points = [(q, m) for q, m in points if m and metric in m]
             if not points:
                 continue
             xs = [q for q, _ in points]
@@ -951,7 +1071,7 @@ def plot(report: dict[str, Any], path: Path) -> str | None:
             ax.errorbar(xs, ys, yerr=[low, high], marker="o", color=colours[c], label=c, capsize=3)
             drawn = True
         ax.set_xscale("log", base=2)
-        ax.set_xticks(QDS, [str(q) for q in QDS])
+        ax.set_xticks(depths, [str(q) for q in depths])
         ax.set_xlabel("queue depth")
         ax.set_ylabel(ylabel)
         ax.set_ylim(bottom=0)
@@ -963,12 +1083,54 @@ def plot(report: dict[str, Any], path: Path) -> str | None:
         else:
             ax.text(0.5, 0.5, "not run", ha="center", transform=ax.transAxes)
 
+    def ratio_panel(ax: Any, workload: str) -> None:
+        """Each queueing contender's ops/s at every depth over its own at BASE_QD."""
+        ax.set_title(
+            f"{workload}: ops/s ÷ the same loop's at QD {BASE_QD} (issue 12: ≥ 1 from QD 128)",
+            fontsize=10,
+        )
+        ratios = depth_ratios(report)
+        depths = QDS[workload]
+        drawn = False
+        for c in CONTENDERS[workload]:
+            points = [(BASE_QD, {"median": 1.0, "min": 1.0, "max": 1.0})] + [
+                (q, ratios[(workload, c, q)]) for q in depths if (workload, c, q) in ratios
+            ]
+            if c in SERIAL or len(points) < 2:
+                continue
+            points.sort(key=lambda point: point[0])
+            ys = [r["median"] for _, r in points]
+            low = [r["median"] - r["min"] for _, r in points]
+            high = [r["max"] - r["median"] for _, r in points]
+            xs = [q for q, _ in points]
+            ax.errorbar(xs, ys, yerr=[low, high], marker="o", color=colours[c], label=c, capsize=3)
+            drawn = True
+        ax.axhline(1.0, color="black", linewidth=0.8)
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(depths, [str(q) for q in depths])
+        ax.set_xlabel("queue depth")
+        ax.set_ylabel(f"ops/s ÷ ops/s at QD {BASE_QD}")
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+        if drawn:
+            ax.legend(fontsize=8)
+        else:
+            ax.text(0.5, 0.5, "not run", ha="center", transform=ax.transAxes)
+
     qd_panel(
         axes[0][0], "read-cached", "ops_per_sec", "read-cached: 4 KiB page-cache reads", "ops/s"
     )
-    qd_panel(axes[0][1], "read-direct", "ops_per_sec", "read-direct: 4 KiB O_DIRECT reads", "IOPS")
+    ratio_panel(axes[0][1], "read-cached")
     qd_panel(
-        axes[0][2],
+        axes[1][0],
+        "read-cached",
+        "reap_ns_per_cqe",
+        "read-cached: ns inside get_completion_entries() per completion",
+        "ns per completion",
+    )
+    qd_panel(axes[0][2], "read-direct", "ops_per_sec", "read-direct: 4 KiB O_DIRECT reads", "IOPS")
+    qd_panel(
+        axes[0][3],
         "read-direct",
         "cpu_us_per_op",
         "read-direct: CPU time per I/O (lower is better)",
@@ -1008,18 +1170,18 @@ def plot(report: dict[str, Any], path: Path) -> str | None:
     for b in BATCHES:
         items = [(c, medians.get(key("nop", c, {"batch": b}))) for c in CONTENDERS["nop"]]
         nop_groups.append((f"batch {b}", [(c, m) for c, m in items if m]))
-    bars(axes[1][0], "nop: no-ops per second", [g for g in nop_groups if g[1]])
-    axes[1][0].set_ylabel("ops/s")
+    bars(axes[1][1], "nop: no-ops per second", [g for g in nop_groups if g[1]])
+    axes[1][1].set_ylabel("ops/s")
     echo_items = [(c, medians.get(key("echo", c, {}))) for c in CONTENDERS["echo"]]
     echo_items = [(c, m) for c, m in echo_items if m]
     bars(
-        axes[1][1],
+        axes[1][2],
         f"echo: {ECHO_CONNECTIONS} loopback connections, {ECHO_MESSAGE}-byte messages",
         [("messages/s", echo_items)] if echo_items else [],
     )
-    axes[1][1].set_ylabel("round trips/s")
+    axes[1][2].set_ylabel("round trips/s")
 
-    ax = axes[1][2]
+    ax = axes[1][3]
     ax.set_title("overhead: century_ring alone (ns)", fontsize=10)
     m = medians.get(key("overhead", "century_ring", {}))
     if m:
@@ -1087,7 +1249,7 @@ def main(argv: list[str] | None = None) -> int:
     table = index(measurements)
     report: dict[str, Any] = {
         "suite": "century-ring benchmarks",
-        "schema": 1,
+        "schema": 2,
         "machine": machine_info(),
         "settings": {
             "workloads": list(s.workloads),
@@ -1096,7 +1258,7 @@ def main(argv: list[str] | None = None) -> int:
             "echo_seconds": s.echo_seconds,
             "quick": s.quick,
             "batches": list(BATCHES),
-            "queue_depths": list(QDS),
+            "queue_depths": {workload: list(depths) for workload, depths in QDS.items()},
             "read_size": READ_SIZE,
             "cached_file": str(s.cached_file),
             "direct_file": str(s.direct_file),

@@ -4,7 +4,8 @@
 interpreter, exactly as the native reference does, and prints one JSON line::
 
     python benches/workloads.py CONTENDER WORKLOAD [--batch N] [--qd N] [--size B]
-                                [--seconds S] [--file F] [--direct] [--mode batch|refill]
+                                [--seconds S] [--file F] [--direct] [--mode batch|kept|refill]
+                                [--warmup BATCHES]
 
 Contenders and the workloads each can run:
 
@@ -16,10 +17,21 @@ Contenders and the workloads each can run:
 ``pool``          ``read``: ``--qd`` threads of a ``ThreadPoolExecutor``, each calling
                   ``os.preadv`` into its own 4096-aligned buffer in a loop
 
-Every line carries ``ops``, ``seconds``, ``ops_per_sec``, ``cpu_seconds`` and
-``cpu_us_per_op``; CPU time is ``resource.getrusage(RUSAGE_SELF)`` user + system over the timed
-window, which counts every thread of the process. Read offsets are random multiples of
-``--size`` drawn before the window starts, the same sequence for every contender.
+Every line carries ``ops``, ``seconds``, ``ops_per_sec``, ``cpu_seconds``, ``cpu_us_per_op``
+and ``faults_per_op``; CPU time is ``resource.getrusage(RUSAGE_SELF)`` user + system over the
+timed window, which counts every thread of the process, and the faults are its minor page
+faults (``ru_minflt``: memory touched for the first time since the process got it). Read
+offsets are random multiples of ``--size`` drawn before the window starts, the same sequence
+for every contender.
+
+``century_ring read`` has three loops (``--mode``): ``batch`` queues ``--qd`` reads, waits for
+them all, reaps them and drops the list before the next batch (the drop loop); ``kept`` does
+the same but keeps each batch's list alive until the next batch has been reaped, as a user's
+``got = ring.get_completion_entries()`` does; ``refill`` keeps ``--qd`` reads in flight (the
+O_DIRECT loop). Its line also carries ``reap_ns_per_cqe``, the time spent inside
+``get_completion_entries()`` per completion (``perf_counter_ns`` around each call, less the
+clock's own cost, which ``clock_ns`` gives), ``reaps`` (calls made) and ``window_start`` (the
+window's start as ``time.time()``, to line it up with a trace).
 """
 
 from __future__ import annotations
@@ -50,18 +62,27 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def minor_faults() -> int:
+    """Page faults of this process so far that needed no disk I/O (a fresh page, mostly)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
 class Window:
-    """Wall and CPU time of one timed window."""
+    """Wall and CPU time, and minor page faults, of one timed window."""
 
     def __init__(self) -> None:
+        self.faults0 = minor_faults()
         self.cpu0 = cpu_seconds()
+        self.epoch0 = time.time()
         self.wall0 = time.perf_counter()
         self.seconds = 0.0
         self.cpu = 0.0
+        self.faults = 0
 
     def stop(self) -> None:
         self.seconds = time.perf_counter() - self.wall0
         self.cpu = cpu_seconds() - self.cpu0
+        self.faults = minor_faults() - self.faults0
 
 
 def outcome(ops: int, window: Window, **extra: Any) -> dict[str, Any]:
@@ -73,16 +94,34 @@ def outcome(ops: int, window: Window, **extra: Any) -> dict[str, Any]:
         "ops_per_sec": round(ops / window.seconds, 1),
         "cpu_seconds": round(window.cpu, 6),
         "cpu_us_per_op": round(window.cpu * 1e6 / max(ops, 1), 4),
+        "faults_per_op": round(window.faults / max(ops, 1), 4),
     }
 
 
+# Random numbers are drawn this many at a time: 16 KiB of them, well below glibc's 128 KiB
+# mmap threshold (see random_offsets).
+OFFSET_CHUNK = 4096
+
+
 def random_offsets(path: str, size: int) -> list[int]:
-    """OFFSET_COUNT random offsets, multiples of ``size`` inside the file at ``path``."""
+    """OFFSET_COUNT random offsets, multiples of ``size`` inside the file at ``path``.
+
+    The random bytes are drawn in small pieces, not as one 1 MiB ``bytes``: glibc serves a
+    request of 128 KiB or more with its own ``mmap``, and freeing such a block raises its trim
+    threshold to twice the block's size for the rest of the process. A 1 MiB temporary freed
+    before the window would let the measured loop run with a 2 MiB threshold instead of the
+    128 KiB a user's program starts with, and hide what freeing whole batches of results does
+    to the heap (benches/README.md, "the kept loop"). The offsets are the same either way.
+    """
     blocks = os.stat(path).st_size // size
     if blocks < 1:
         raise SystemExit(f"{path} is smaller than one {size}-byte block")
-    raw = array.array("I", random.Random(0x5EED).randbytes(4 * OFFSET_COUNT))
-    return [r % blocks * size for r in raw]
+    rng = random.Random(0x5EED)
+    offsets: list[int] = []
+    for _ in range(OFFSET_COUNT // OFFSET_CHUNK):
+        raw = array.array("I", rng.randbytes(4 * OFFSET_CHUNK))
+        offsets.extend(r % blocks * size for r in raw)
+    return offsets
 
 
 def open_file(path: str, direct: bool) -> int:
@@ -128,62 +167,130 @@ def century_ring_nop(batch: int, seconds: float) -> dict[str, Any]:
     return outcome(ops, window, batch=batch)
 
 
+def timer_ns(clock: Callable[[], int]) -> int:
+    """What one ``clock()`` call adds to an interval it ends: the least of many back-to-back
+    pairs."""
+    return min(-(clock() - clock()) for _ in range(1000))
+
+
 def century_ring_read(
-    path: str, qd: int, size: int, seconds: float, direct: bool, refill: bool
+    path: str, qd: int, size: int, seconds: float, direct: bool, mode: str, warmup: int = 0
 ) -> dict[str, Any]:
     """Reads of ``size`` bytes at random offsets, ``qd`` at a time.
 
-    Batch mode (page-cached reads): queue ``qd`` reads, ``submit_and_wait(qd)``, reap them all,
-    start over. Refill mode (O_DIRECT): keep ``qd`` reads in flight, queueing a new read for
-    every completion reaped.
+    ``batch`` (page-cached reads, the drop loop): queue ``qd`` reads, ``submit_and_wait(qd)``,
+    reap them all, drop the list, start over. ``kept``: the same, but the list of one batch
+    stays alive while the next batch is queued and reaped, and is dropped only when the next
+    list takes its place, as in ``got = ring.get_completion_entries()`` at the top of a user's
+    loop. ``refill`` (O_DIRECT): keep ``qd`` reads in flight, queueing a new read for every
+    completion reaped.
+
+    Every mode times each ``get_completion_entries()`` call with ``perf_counter_ns`` (its end
+    is also the deadline check) and reports ``reap_ns_per_cqe``: the time inside those calls,
+    less the clock's own cost per call, divided by the completions. The list a kept loop drops
+    is freed after the call's timing ends, as the drop loop's list is.
+
+    ``warmup`` batches (batch and kept modes) run the same loop before the window opens: with
+    large reads at a deep queue a window of a few seconds holds only a few batches, and the
+    first one, which meets a heap that has never held a batch, is not the steady state.
     """
     from century_ring import make_io_ring
 
     offsets = random_offsets(path, size)
     fd = open_file(path, direct)
+    clock = time.perf_counter_ns
+    timer = timer_ns(clock)
+    keep = mode == "kept"
     i = 0
     ops = 0
+    reaps = 0
+    reap_ns = 0
     with make_io_ring(ring_entries(qd)) as ring:
         prep_read = ring.prep_read
         submit_and_wait = ring.submit_and_wait
         reap = ring.get_completion_entries
-        window = Window()
-        deadline = window.wall0 + seconds
-        if refill:
+        if mode == "refill":
+            window = Window()
+            deadline = clock() + int(seconds * 1e9)
             for _ in range(qd):
                 prep_read(fd, size, offsets[i])
                 i = (i + 1) & OFFSET_MASK
             while True:
                 submit_and_wait(1)
-                for cqe in reap():
+                t0 = clock()
+                cqes = reap()
+                t1 = clock()
+                reap_ns += t1 - t0
+                reaps += 1
+                for cqe in cqes:
                     if cqe.result != size:
                         check(cqe.result, size)
                     ops += 1
                     prep_read(fd, size, offsets[i])
                     i = (i + 1) & OFFSET_MASK
-                if time.perf_counter() >= deadline:
+                if t1 >= deadline:
                     break
             window.stop()
+            del cqes
             # Let the reads still in flight finish before the ring closes (outside the window).
             ring.submit()
             while ring.in_flight:
                 submit_and_wait(1)
                 reap()
         else:
+            got = None  # the kept loop's previous batch
+            for _ in range(warmup):
+                for _ in range(qd):
+                    prep_read(fd, size, offsets[i])
+                    i = (i + 1) & OFFSET_MASK
+                submit_and_wait(qd)
+                cqes = reap()
+                for cqe in cqes:
+                    if cqe.result != size:
+                        check(cqe.result, size)
+                if keep:
+                    got = cqes
+                else:
+                    cqes = cqe = None
+            window = Window()
+            deadline = clock() + int(seconds * 1e9)
             while True:
                 for _ in range(qd):
                     prep_read(fd, size, offsets[i])
                     i = (i + 1) & OFFSET_MASK
                 submit_and_wait(qd)
-                for cqe in reap():
+                t0 = clock()
+                cqes = reap()
+                t1 = clock()
+                reap_ns += t1 - t0
+                reaps += 1
+                for cqe in cqes:
                     if cqe.result != size:
                         check(cqe.result, size)
                     ops += 1
-                if time.perf_counter() >= deadline:
+                if keep:
+                    got = cqes  # frees the batch before, keeps this one until the next reap
+                else:
+                    # Frees this batch, the loop's last event too, before the next is queued.
+                    cqes = cqe = None
+                if t1 >= deadline:
                     break
             window.stop()
+            del got, cqes
     os.close(fd)
-    return outcome(ops, window, qd=qd, size=size, direct=direct, mode=mode_name(refill))
+    return outcome(
+        ops,
+        window,
+        qd=qd,
+        size=size,
+        direct=direct,
+        mode=mode,
+        reaps=reaps,
+        reap_ns_per_cqe=round(max(reap_ns - reaps * timer, 0) / max(ops, 1), 2),
+        clock_ns=timer,
+        # Wall-clock time at the start of the window, for lining it up with a trace.
+        window_start=window.epoch0,
+    )
 
 
 def median_ns(samples: list[float]) -> float:
@@ -263,7 +370,7 @@ def century_ring_overhead(path: str, seconds: float) -> dict[str, Any]:
             t1 = clock()
             return (t1 - t0) / n
 
-        timer = min(-(clock() - clock()) for _ in range(1000))
+        timer = timer_ns(clock)
 
         def submit_empty() -> float:
             t0 = clock()
@@ -466,9 +573,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=1.0)
     parser.add_argument("--file")
     parser.add_argument("--direct", action="store_true")
-    parser.add_argument("--mode", choices=["batch", "refill"], default="batch")
+    parser.add_argument("--mode", choices=["batch", "kept", "refill"], default="batch")
+    parser.add_argument(
+        "--warmup", type=int, default=0, help="batches run before the window (batch, kept)"
+    )
     args = parser.parse_args(argv)
-    refill = args.mode == "refill"
     if args.workload != "nop" and not args.file:
         parser.error(f"{args.workload} needs --file")
 
@@ -476,7 +585,9 @@ def main(argv: list[str] | None = None) -> int:
     if key == ("century_ring", "nop"):
         result = century_ring_nop(args.batch, args.seconds)
     elif key == ("century_ring", "read"):
-        result = century_ring_read(args.file, args.qd, args.size, args.seconds, args.direct, refill)
+        result = century_ring_read(
+            args.file, args.qd, args.size, args.seconds, args.direct, args.mode, args.warmup
+        )
     elif key == ("century_ring", "overhead"):
         result = century_ring_overhead(args.file, args.seconds)
     elif key == ("liburing", "nop"):
@@ -491,10 +602,6 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{args.contender} does not run {args.workload}")
     print(json.dumps({"contender": args.contender, "workload": args.workload, **result}))
     return 0
-
-
-def mode_name(refill: bool) -> str:
-    return "refill" if refill else "batch"
 
 
 if __name__ == "__main__":

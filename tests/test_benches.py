@@ -5,8 +5,10 @@ No speed is asserted here; the suite reports the targets, tests never check them
 
 from __future__ import annotations
 
+import array
 import importlib.util
 import json
+import random
 import shutil
 import socket
 import subprocess
@@ -321,3 +323,158 @@ def test_instruction_counts_are_reported() -> None:
     kind, count, *rest = line.replace(":", "").split()
     assert (kind, rest) == ("nop", ["instructions", "per", "operation"])
     assert 100 < float(count) < 100_000
+
+
+WORKLOADS = RUN.parent / "workloads.py"
+DEEP_QUEUES = RUN.parent / "deep_queues.py"
+
+
+@pytest.mark.parametrize("mode", ["batch", "kept"])
+def test_read_loops_report_the_reap_cost_per_completion(mode: str, tmp_path: Path) -> None:
+    """Both page-cached loops (the list dropped before the next batch, or kept until the next
+    one is reaped) read every block and say how long get_completion_entries() took per
+    completion."""
+    data = tmp_path / "data"
+    data.write_bytes(bytes(1 << 20))
+    proc = subprocess.run(
+        [
+            *(sys.executable, str(WORKLOADS), "century_ring", "read", "--qd", "64"),
+            *("--mode", mode, "--file", str(data), "--seconds", "0.05", "--warmup", "1"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert (result["mode"], result["qd"], result["size"]) == (mode, 64, 4096)
+    assert result["ops"] > 0 and result["ops"] % 64 == 0  # whole batches only
+    assert result["reaps"] == result["ops"] // 64
+    assert result["reap_ns_per_cqe"] > 0 and result["clock_ns"] >= 0
+    assert result["faults_per_op"] >= 0 and result["window_start"] > 0
+
+
+def load_bench(name: str) -> Any:
+    """A script of benches/ as a module, leaving sys.path and sys.modules as they were."""
+    path, modules = list(sys.path), dict(sys.modules)
+    sys.path.insert(0, str(RUN.parent))
+    try:
+        spec = importlib.util.spec_from_file_location(
+            f"century_ring_bench_{name}", RUN.parent / f"{name}.py"
+        )
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+    finally:
+        sys.path[:] = path
+        for added in set(sys.modules) - set(modules):
+            del sys.modules[added]
+    return module
+
+
+def test_read_offsets_leave_mallocs_thresholds_alone(tmp_path: Path) -> None:
+    """The offsets are drawn without a temporary of 128 KiB or more (which glibc would mmap,
+    and whose free would raise its trim threshold), and are the sequence they always were."""
+    workloads = load_bench("workloads")
+    assert workloads.OFFSET_CHUNK * 4 < 128 << 10
+    data = tmp_path / "data"
+    data.write_bytes(bytes(1 << 20))
+    raw = array.array("I", random.Random(0x5EED).randbytes(4 * workloads.OFFSET_COUNT))
+    offsets = workloads.random_offsets(str(data), 4096)
+    assert offsets == [r % 256 * 4096 for r in raw]
+
+
+def test_deep_queues_reports_every_build_size_loop_and_depth(tmp_path: Path) -> None:
+    """deep_queues.py measures both loops for every build, size and depth (QD 32 always), and
+    reports ratios to QD 32, between builds, and the targets; its JSON says the same."""
+    out = tmp_path / "deep.json"
+    proc = subprocess.run(
+        [
+            *(sys.executable, str(DEEP_QUEUES), "--python", f"one={sys.executable}"),
+            *("--python", f"two=MALLOC_TOP_PAD_=0 {sys.executable}"),
+            *("--sizes", "4K,8K", "--depths", "128", "--rounds", "2", "--seconds", "0.05"),
+            *("--warmup", "1", "--data-dir", str(tmp_path), "--json", str(out)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    assert report["settings"]["depths"] == [32, 128]
+    assert [b["name"] for b in report["builds"]] == ["one", "two"]
+    assert report["builds"][1]["command"] == f"MALLOC_TOP_PAD_=0 {sys.executable}"
+    measured = {
+        (m["build"], m["loop"], m["size"], m["qd"], m["round"]) for m in report["measurements"]
+    }
+    assert measured == {
+        (b, loop, size, qd, r)
+        for b in ("one", "two")
+        for loop in ("drop", "kept")
+        for size in (4096, 8192)
+        for qd in (32, 128)
+        for r in (0, 1)
+    }
+    assert all(m["ok"] for m in report["measurements"])
+    for row in report["summary"]:
+        assert row["ops_per_sec"]["median"] > 0 and row["reap_ns_per_cqe"]["median"] > 0
+        assert set(row["to_qd32"]["per_round"]) == {"0", "1"}
+        if row["qd"] == 32:
+            assert row["to_qd32"]["median"] == 1
+        if row["build"] == "two":
+            assert row["to_one"]["median"] > 0
+    assert {(t["build"], t["loop"], t["size"], t["label"]) for t in report["targets"]} == {
+        (b, loop, size, "QD 128 / QD 32")
+        for b in ("one", "two")
+        for loop in ("drop", "kept")
+        for size in (4096, 8192)
+    }
+    assert all(isinstance(t["met"], bool) for t in report["targets"])
+    text = proc.stdout
+    for heading in ("## 4 KiB reads, drop loop", "## 8 KiB reads, kept loop", "## Targets"):
+        assert heading in text
+    assert "| 128 |" in text and "two / one" in text
+
+
+def test_deep_queues_counts_system_calls_per_batch_or_says_why_not(tmp_path: Path) -> None:
+    out = tmp_path / "deep.json"
+    proc = subprocess.run(
+        [
+            *(sys.executable, str(DEEP_QUEUES), "--sizes", "4K", "--depths", "32"),
+            *("--loops", "kept", "--rounds", "1", "--seconds", "0.05", "--strace"),
+            *("--strace-seconds", "0.05", "--data-dir", str(tmp_path), "--json", str(out)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    if not report["settings"]["strace"]:
+        assert any(note.startswith("no system call counts") for note in report["notes"])
+        return
+    (trace,) = report["strace"]
+    assert trace["ok"], trace
+    assert (trace["build"], trace["loop"], trace["size"], trace["qd"]) == ("this", "kept", 4096, 32)
+    assert trace["batches"] > 0
+    for call in ("brk", "brk_shrink", "mmap", "munmap"):
+        assert trace[f"{call}_per_batch"] >= 0
+    assert "system calls per batch" in proc.stdout
+
+
+def test_strace_log_is_counted_inside_the_window_only() -> None:
+    deep_queues = load_bench("deep_queues")
+    log = "\n".join(
+        [
+            "101 10.0 brk(NULL) = 0x1000",
+            "101 11.0 brk(0x3000) = 0x3000",
+            "101 11.5 mmap(NULL, 1052672, PROT_READ|PROT_WRITE, MAP_PRIVATE, -1, 0) = 0x7f00",
+            "101 11.6 brk(0x2000) = 0x2000",
+            "101 11.7 munmap(0x7f00, 1052672) = 0",
+            "101 13.0 brk(0x1000) = 0x1000",
+            "101 13.1 +++ exited with 0 +++",
+        ]
+    )
+    counts = deep_queues.count_calls(log, 11.0, 1.0)
+    assert counts == {"brk": 2, "mmap": 1, "munmap": 1, "brk_shrink": 1}
