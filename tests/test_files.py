@@ -8,7 +8,7 @@ import fcntl
 import mmap
 import os
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -433,6 +433,97 @@ def test_read_large(ring: IoUring, tmp_dir: Path) -> None:
     assert got == payload
 
 
+#: Reads this large fill the completion's ``bytes`` in place instead of copying into it.
+IN_PLACE = 16 << 10
+
+
+@pytest.fixture
+def large_fd(tmp_dir: Path) -> Iterator[tuple[int, bytes]]:
+    """A 1 MiB file of random bytes, open for reading, and its contents."""
+    payload = os.urandom(1 << 20)
+    path = tmp_dir / "large.bin"
+    path.write_bytes(payload)
+    fd = os.open(path, os.O_RDONLY)
+    yield fd, payload
+    os.close(fd)
+
+
+@pytest.mark.parametrize("size", [IN_PLACE - 1, IN_PLACE, 64 << 10, 1 << 20])
+def test_large_reads_return_their_bytes(
+    ring: IoUring, large_fd: tuple[int, bytes], size: int
+) -> None:
+    """Reads on either side of the in-place size return exactly the file's bytes, as a bytes
+    object that hashes like any other."""
+    fd, payload = large_fd
+    offset = len(payload) - size
+    cqe = succeed(ring, ring.prep_read(fd, size, offset))
+    assert cqe.result == size
+    assert type(cqe.buffer) is bytes
+    assert cqe.buffer == payload[offset:]
+    assert hash(cqe.buffer) == hash(bytes(payload[offset:]))
+
+
+def test_large_short_read_returns_only_what_was_read(
+    ring: IoUring, large_fd: tuple[int, bytes]
+) -> None:
+    """A large read across the end of the file gives exactly the bytes there, and none of the
+    uninitialised rest; at the end, an empty bytes."""
+    fd, payload = large_fd
+    cqe = succeed(ring, ring.prep_read(fd, 1 << 20, len(payload) - 100))
+    assert cqe.result == 100
+    assert cqe.buffer == payload[-100:]
+    cqe = succeed(ring, ring.prep_read(fd, 1 << 20, len(payload)))
+    assert (cqe.result, cqe.buffer) == (0, b"")
+
+
+def test_large_reads_hand_out_objects_no_later_read_changes(
+    ring: IoUring, large_fd: tuple[int, bytes]
+) -> None:
+    """Each large read's bytes is its own: reading other data afterwards, many times over (so
+    that freed memory is reused), leaves the first result as it was."""
+    fd, payload = large_fd
+    first = succeed(ring, ring.prep_read(fd, 64 << 10, 0)).buffer
+    for round_ in range(20):
+        offset = (round_ % 15 + 1) * (64 << 10)
+        uds = [ring.prep_read(fd, 64 << 10, offset) for _ in range(8)]
+        got = collect(ring, uds)
+        assert all(got[ud].buffer == payload[offset : offset + (64 << 10)] for ud in uds)
+        assert len({id(got[ud].buffer) for ud in uds}) == len(uds)
+    assert first == payload[: 64 << 10]
+
+
+def test_failed_large_read_has_no_buffer(ring: IoUring, tmp_dir: Path) -> None:
+    """A large read that fails has its errno and no buffer."""
+    fd = os.open(tmp_dir / "w.bin", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        cqe = complete(ring, ring.prep_read(fd, 1 << 20, 0))
+    finally:
+        os.close(fd)
+    assert (cqe.result, cqe.buffer) == (-errno.EBADF, None)
+
+
+def test_large_read_from_a_pipe_returns_what_arrived(ring: IoUring, pipe: tuple[int, int]) -> None:
+    """A large read from a pipe completes with the little that was written."""
+    read_end, write_end = pipe
+    user_data = ring.prep_read(read_end, 1 << 20)
+    ring.submit()
+    os.write(write_end, b"a little")
+    assert succeed(ring, user_data).buffer == b"a little"
+
+
+def test_o_direct_set_after_a_large_read_is_queued_fails_it(
+    ring: IoUring, large_fd: tuple[int, bytes]
+) -> None:
+    """A large read decides at prep time that the descriptor is not O_DIRECT; setting O_DIRECT
+    before it runs makes it fail with EINVAL, as documented, and the next read works."""
+    fd, payload = large_fd
+    user_data = ring.prep_read(fd, 64 << 10, 0)
+    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_DIRECT)
+    cqe = complete(ring, user_data)
+    assert (cqe.result, cqe.buffer) == (-errno.EINVAL, None)
+    assert succeed(ring, ring.prep_read(fd, 64 << 10, 0)).buffer == payload[: 64 << 10]
+
+
 def test_read_accepts_file_object(ring: IoUring, data_file: Path) -> None:
     """fd may be any object with fileno(), such as an open Python file."""
     with open(data_file, "rb") as f:
@@ -591,7 +682,9 @@ def test_o_direct_read_of_real_file(ring: IoUring, fds: list[int], tmp_dir: Path
         os.fsync(f.fileno())
     fd = ring_open(ring, fds, None, str(path), FileOpenMode.READ_ONLY, {FileOpenFlag.DIRECT})
     assert getfl(fd) & os.O_DIRECT
-    for offset, size in [(0, 4096), (8192, 4096), (65536 * 3, 16384), (len(payload) - 4096, 4096)]:
+    # 16 KiB and up would be read into a bytes in place, which O_DIRECT cannot use.
+    sizes = [(0, 4096), (8192, 4096), (65536 * 3, 16384), (len(payload) - 4096, 4096), (0, 1 << 20)]
+    for offset, size in sizes:
         cqe = succeed(ring, ring.prep_read(fd, size, offset))
         assert cqe.result == size
         assert cqe.buffer == payload[offset : offset + size]

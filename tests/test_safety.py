@@ -103,7 +103,8 @@ def readable(fd: int, timeout: float) -> bool:
 
 
 @pytest.mark.parametrize("how", HOW)
-def test_close_with_pipe_reads_in_flight(how: str) -> None:
+@pytest.mark.parametrize("size", [64, 64 << 10], ids=["ring-buffer", "bytes-in-place"])
+def test_close_with_pipe_reads_in_flight(how: str, size: int) -> None:
     """Closing/dropping a ring with reads pending on an idle pipe cancels them, every time.
 
     Afterwards the pipe's data is still there: no zombie read swallowed it.
@@ -113,10 +114,10 @@ def test_close_with_pipe_reads_in_flight(how: str) -> None:
         for i in range(300):
             ring = make_io_ring(entries=16)
             for _ in range(8):
-                ring.prep_read(r, 64)
+                ring.prep_read(r, size)
             ring.submit()
             if i % 2:
-                ring.prep_read(r, 64)  # and one queued but never submitted
+                ring.prep_read(r, size)  # and one queued but never submitted
             end_ring(ring, how)
             del ring
             os.write(w, b"still here")
@@ -951,8 +952,9 @@ def test_rings_created_and_closed_do_not_leak(data_fd: int) -> None:
 
 
 @pytest.mark.parametrize("how", ["close", "drop"])
+@pytest.mark.parametrize("size", [64, 64 << 10], ids=["ring-buffer", "bytes-in-place"])
 def test_single_issuer_ring_closed_from_another_thread_leaks_at_once(
-    how: str, pipe: tuple[int, int], capfd: pytest.CaptureFixture[str]
+    how: str, size: int, pipe: tuple[int, int], capfd: pytest.CaptureFixture[str]
 ) -> None:
     """The kernel refuses every cancellation from a thread that is not a single_issuer ring's
     submitter, so the in-flight read can only be leaked: promptly, with a warning saying what to
@@ -962,7 +964,7 @@ def test_single_issuer_ring_closed_from_another_thread_leaks_at_once(
 
     def submitter() -> None:
         ring = make_io_ring(single_issuer=True)
-        ring.prep_read(read_end, 64)
+        ring.prep_read(read_end, size)
         ring.submit()
         made.append(ring)
 
@@ -980,6 +982,9 @@ def test_single_issuer_ring_closed_from_another_thread_leaks_at_once(
         gc.collect()
         assert "single_issuer=False" in capfd.readouterr().err
     assert time.monotonic() - started < 5  # not the 10 s a stuck operation is given
+    # Were the leaked read's memory freed, allocations of its size would now reuse it, and the
+    # kernel's write into it would land in one of them.
+    decoys = [bytes([0xAA]) * size for _ in range(16)]
     # The leaked read is the kernel's to finish; the process goes on working.
     os.write(write_end, b"after")
     with make_io_ring() as other:
@@ -987,3 +992,4 @@ def test_single_issuer_ring_closed_from_another_thread_leaks_at_once(
         other.submit()
         os.write(write_end, b"more")
         assert succeed(other, user_data).result > 0
+    assert all(decoy == bytes([0xAA]) * size for decoy in decoys)

@@ -18,6 +18,7 @@ use crate::base::{objects, valgrind};
 use crate::mem::caller_buffer::HeldBuffer;
 use crate::mem::io_buf::{BufferPool, IoBuf};
 use crate::mem::socket_address::SocketAddress;
+use crate::mem::unfilled_bytes::UnfilledBytes;
 
 /// The memory one operation lends the kernel. Some variants are never read: they exist to
 /// keep memory alive, and to free it when dropped.
@@ -30,6 +31,8 @@ pub enum Lent {
     /// The ring's buffer that a read or receive fills; its first `result` bytes become the
     /// completion's `buffer`, and the buffer goes back to the pool.
     ReadBuffer(IoBuf),
+    /// A new `bytes` that a large read fills in place and its completion hands over.
+    NewBytes(UnfilledBytes),
     /// The ring's copy of data to write or send; it goes back to the pool.
     WriteBuffer(IoBuf),
     /// An export of the caller's own buffer, which the kernel reads or writes in place.
@@ -124,6 +127,13 @@ impl Lent {
                     extra: None,
                 })
             }
+            Lent::NewBytes(bytes) => Ok(Report {
+                buffer: match usize::try_from(result) {
+                    Ok(filled) => Some(bytes.report(py, filled)?),
+                    Err(_) => None,
+                },
+                extra: None,
+            }),
             Lent::CallerBuffer(held) => {
                 // A read or receive into the caller's buffer filled its first `result` bytes
                 // (for a write from it, those bytes were defined already).
@@ -149,6 +159,7 @@ impl Lent {
             Lent::Other(mut memory) => memory.reported(),
             Lent::Nothing
             | Lent::Path(_)
+            | Lent::NewBytes(_)
             | Lent::CallerBuffer(_)
             | Lent::Address(_)
             | Lent::Shared(_) => {}

@@ -14,6 +14,7 @@ use crate::mem::caller_buffer::HeldBuffer;
 use crate::mem::io_buf::IoBuf;
 use crate::mem::lent::{Lent, LentMemory, Report};
 use crate::mem::statx::StatxResult;
+use crate::mem::unfilled_bytes::UnfilledBytes;
 use crate::resources::file_table::FileIndex;
 
 operations! {
@@ -22,8 +23,10 @@ operations! {
     /// Opens a file with `RESOLVE_*` control over how its path is resolved.
     OPENAT2 = "openat2": OpenAt2 IORING_OP_OPENAT2 since "5.6", mirrors "openat2(2)",
         owns ["path", "open_how"];
-    /// Reads into a buffer of the ring's, which the completion hands over as `bytes`.
-    READ = "read": Read IORING_OP_READ since "5.6", mirrors "read(2)", owns ["ring buffer"];
+    /// Reads into a buffer of the ring's, which the completion hands over as `bytes`, or (a
+    /// large read) into that `bytes` itself.
+    READ = "read": Read IORING_OP_READ since "5.6", mirrors "read(2)",
+        owns ["ring buffer", "new bytes"];
     /// Reads into the caller's buffer, in place.
     READ_INTO = "read_into": Read IORING_OP_READ since "5.6", mirrors "read(2)",
         owns ["writable caller buffer"];
@@ -90,19 +93,31 @@ pub fn openat(
     }
 }
 
+/// Where a read's data goes before the completion hands it over as `bytes`.
+pub enum ReadDestination {
+    /// A buffer of the ring's, copied into a new `bytes` at the completion.
+    RingBuffer(IoBuf),
+    /// The new `bytes` itself (see `mem::unfilled_bytes`).
+    NewBytes(UnfilledBytes),
+}
+
 /// `offset` is `u64::MAX` for the file's current position.
-pub fn read(fd: i32, destination: IoBuf, offset: u64) -> Prepared {
-    let entry = opcode::Read::new(
-        Fd(fd),
-        destination.as_mut_ptr(),
-        capped_u32(destination.capacity()),
-    )
-    .offset(offset)
-    .build();
+pub fn read(fd: i32, destination: ReadDestination, offset: u64) -> Prepared {
+    let (ptr, len, lent) = match destination {
+        ReadDestination::RingBuffer(buf) => {
+            (buf.as_mut_ptr(), buf.capacity(), Lent::ReadBuffer(buf))
+        }
+        ReadDestination::NewBytes(bytes) => {
+            (bytes.as_mut_ptr(), bytes.len(), Lent::NewBytes(bytes))
+        }
+    };
+    let entry = opcode::Read::new(Fd(fd), ptr, capped_u32(len))
+        .offset(offset)
+        .build();
     Prepared {
         op: &READ,
         entry,
-        lent: Lent::ReadBuffer(destination),
+        lent,
     }
 }
 

@@ -8,7 +8,8 @@ use pyo3::types::PyInt;
 use super::{byte_range, copy_of_range, destination_in, offset_or_current, source_of_range};
 use crate::base::args::{self, int_in};
 use crate::base::errors;
-use crate::ops::files;
+use crate::mem::unfilled_bytes::{self, UnfilledBytes};
+use crate::ops::files::{self, ReadDestination};
 use crate::py::io_uring::IoUring;
 use crate::py::sqe_flags;
 use crate::resources::file_table::FileIndex;
@@ -119,6 +120,7 @@ impl IoUring {
     )]
     fn prep_read(
         &self,
+        py: Python<'_>,
         fd: &Bound<'_, PyAny>,
         byte_count: &Bound<'_, PyAny>,
         offset: Option<&Bound<'_, PyAny>>,
@@ -127,9 +129,19 @@ impl IoUring {
         let fd = args::fd(fd, "fd")?;
         let byte_count = args::byte_count(byte_count, "byte_count")?;
         let offset = offset_or_current(offset, "offset")?;
-        self.queue(sqe_flags::parse(sqe_flags)?, |ring| {
-            let pool = ring.pool();
-            Ok(files::read(fd, pool.take(byte_count as usize)?, offset))
+        let flags = sqe_flags::parse(sqe_flags)?;
+        let len = byte_count as usize;
+        let destination = if unfilled_bytes::for_read(fd, len, flags.contains(Flags::FIXED_FILE)) {
+            Some(UnfilledBytes::new(py, len)?)
+        } else {
+            None
+        };
+        self.queue(flags, |ring| {
+            let destination = match destination {
+                Some(bytes) => ReadDestination::NewBytes(bytes),
+                None => ReadDestination::RingBuffer(ring.pool().take(len)?),
+            };
+            Ok(files::read(fd, destination, offset))
         })
     }
 
