@@ -105,7 +105,11 @@ impl IoUring {
     /// of file) and its :attr:`~CompletionEvent.buffer` holds exactly those bytes.
     ///
     /// The ring allocates the buffer and keeps it until the completion is reaped. Sizes that
-    /// are a multiple of 512 get page-aligned memory, as ``O_DIRECT`` requires.
+    /// are a multiple of 512 get page-aligned memory, as ``O_DIRECT`` requires. A read of
+    /// 16 KiB or more from a descriptor that is not ``O_DIRECT`` (looked up now, with
+    /// ``fcntl(2)``) goes straight into the new :class:`bytes` the completion hands over, which
+    /// no Python code can reach before then: setting ``O_DIRECT`` on the descriptor before the
+    /// read runs makes it fail with ``EINVAL``.
     ///
     /// :param fd: A file descriptor, or an object with a ``fileno()`` method.
     /// :param byte_count: How many bytes to read at most: ``0`` to ``2**31 - 1``.
