@@ -27,7 +27,8 @@ pub struct UnfilledBytes {
 
 // SAFETY: the object is reached only through `Py`, which may move between threads; `data`
 // points into that object, which this value keeps alive, and is written only by the kernel
-// before the completion and read only under the GIL after it.
+// before the completion and read only after it, by the thread that reaps (attached to the
+// interpreter, holding the ring).
 unsafe impl Send for UnfilledBytes {}
 
 impl UnfilledBytes {
