@@ -152,7 +152,8 @@ class Soak:
             what = rng.random()
             if what < 0.25:
                 block = rng.randrange(FILE_BLOCKS)
-                size = rng.choice([1, 512, BLOCK])
+                # 16 blocks: a read the kernel makes straight into its bytes (16 KiB and up).
+                size = rng.choice([1, 512, BLOCK, 16 * BLOCK])
                 want = self.data[block * BLOCK : block * BLOCK + size]
                 expect(ring.prep_read(self.data_fd, size, block * BLOCK), "read", _buf(want))
             elif what < 0.45:
@@ -171,7 +172,7 @@ class Soak:
                 ud = ring.prep_timeout(0, rng.randrange(1, 200_000))
                 expect(ud, "timeout", _result(-errno.ETIME))
             elif what < 0.9:
-                target = ring.prep_read(self.idle_r, 16)
+                target = ring.prep_read(self.idle_r, rng.choice([16, 16 * BLOCK]))
                 ring.submit()
                 expect(target, "cancelled", _result(-errno.ECANCELED))
                 expect(ring.prep_cancel(target), "cancel", _result(0))
@@ -207,7 +208,7 @@ class Soak:
         ring = make_io_ring(entries=rng.choice([4, 16, 64]))
         self.rings_made += 1
         for _ in range(rng.randrange(1, 8)):
-            ring.prep_read(self.idle_r, 32)
+            ring.prep_read(self.idle_r, rng.choice([32, 16 * BLOCK]))
             ring.prep_recv(self.sock_a, 32)
         ring.prep_read(self.data_fd, BLOCK, 0)
         ring.prep_write(self.out_fd, b"x" * 100, 0)
