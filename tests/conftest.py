@@ -210,3 +210,18 @@ def without_io_uring(code: str, errno: int) -> list[str]:
     if platform.machine() not in ("x86_64", "aarch64"):
         pytest.skip("the seccomp test filter knows io_uring_setup's number only on x86_64/arm64")
     return [sys.executable, "-c", _SECCOMP_PRELUDE.format(errno=errno) + code]
+
+
+#: The host loops every async test runs on (anyio's pytest plugin reads ``anyio_backend``).
+AIO_BACKENDS = [
+    pytest.param(("asyncio", {}), id="asyncio"),
+    pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop"),
+    pytest.param(("trio", {}), id="trio"),
+]
+
+
+@pytest.fixture(params=AIO_BACKENDS)
+def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, object]]:
+    """Run each ``pytest.mark.anyio`` test on asyncio, on uvloop and on trio."""
+    backend: tuple[str, dict[str, object]] = request.param
+    return backend
