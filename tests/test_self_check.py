@@ -48,6 +48,32 @@ def test_self_check_reports_kernel_and_operations(tmp_dir: Path) -> None:
         assert op in out, f"the self-check never mentions {op}"
 
 
+def test_self_check_awaits_operations_on_asyncio_and_trio(tmp_dir: Path) -> None:
+    """With the async layer's dependencies installed, it awaits operations on both loops and
+    cancels a pending read on each."""
+    proc = run_self_check(tmp_dir)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for loop in ("asyncio", "trio"):
+        assert f"b'awaited through the ring on {loop}'" in proc.stdout
+    assert proc.stdout.count("cancelled after") == 2
+    assert proc.stdout.count("none left in flight") == 2
+
+
+def test_self_check_without_anyio_says_how_to_get_the_async_layer(tmp_dir: Path) -> None:
+    """Where anyio is missing, the sync checks still pass and the async part says what to
+    install."""
+    code = (
+        "import sys, runpy\n"
+        "sys.modules['anyio'] = None\n"
+        "runpy.run_module('century_ring', run_name='__main__', alter_sys=True)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_dir, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "pip install 'century-ring[aio]'" in proc.stdout
+
+
 def test_self_check_leaves_no_temporary_files(tmp_dir: Path) -> None:
     """Running it from a directory leaves that directory as it was."""
     (tmp_dir / "keep").write_text("x")

@@ -1,8 +1,10 @@
 """``python -m century_ring``: check that io_uring works here, and show the library at work.
 
 Prints the kernel and io_uring status, which operations this kernel supports, and then runs a
-file round trip and a loopback TCP round trip through a ring, each step with its result. Exits
-with status 1, and says why, when io_uring is unavailable or a step fails.
+file round trip and a loopback TCP round trip through a ring, each step with its result, and the
+same through :mod:`century_ring.aio` on asyncio (and on trio when it is installed): awaited
+operations, and a read cancelled while the kernel holds it. Exits with status 1, and says why,
+when io_uring is unavailable or a step fails.
 """
 
 from __future__ import annotations
@@ -142,6 +144,61 @@ def _timed_wait(ring: IoUring) -> None:
         raise CheckFailed(f"the timed wait left completions behind: {leftover!r}")
 
 
+async def _async_steps(loop_name: str) -> None:
+    """Awaits a file round trip, then cancels a read of an idle pipe: the kernel's operation is
+    cancelled and nothing is left in flight."""
+    import anyio
+
+    from century_ring.aio import current_ring
+
+    ring = current_ring()
+    payload = b"awaited through the ring on " + loop_name.encode()
+    with tempfile.TemporaryDirectory(prefix="century-ring-") as directory:
+        path = os.path.join(directory, "check.bin")
+        flags = {FileOpenFlag.CREATE_IF_NOT_EXISTS, FileOpenFlag.TRUNCATE}
+        fd = (await ring.openat(AT_FDCWD, path, FileOpenMode.READ_WRITE, flags, 0o600)).result
+        try:
+            written = (await ring.write(fd, payload, 0)).result
+            data = (await ring.read(fd, 4096, 0)).buffer
+        finally:
+            await ring.close(fd)
+    if written != len(payload) or data != payload:
+        raise CheckFailed(f"{loop_name}: wrote {written} bytes, read back {data!r}")
+    print(f"    await openat / write / read / close: {data!r}")
+
+    read_end, write_end = os.pipe()
+    try:
+        started = time.perf_counter()
+        with anyio.move_on_after(0.02) as scope:
+            await ring.read(read_end, 64)
+        waited_ms = (time.perf_counter() - started) * 1e3
+        if not scope.cancelled_caught:
+            raise CheckFailed(f"{loop_name}: a read of an idle pipe returned")
+        if ring.ring.in_flight:
+            raise CheckFailed(f"{loop_name}: {ring.ring.in_flight} operations still in flight")
+        print(f"    a read of an idle pipe cancelled after {waited_ms:.1f} ms; none left in flight")
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+
+
+def _async_round_trips() -> None:
+    print("\nThe same awaited through century_ring.aio:")
+    try:
+        import anyio
+    except ImportError:
+        print("  skipped: anyio is not installed (pip install 'century-ring[aio]')")
+        return
+    for backend in ("asyncio", "trio"):
+        try:
+            __import__(backend)
+        except ImportError:
+            print(f"  {backend}: skipped, not installed")
+            continue
+        print(f"  on {backend}:")
+        anyio.run(_async_steps, backend, backend=backend)
+
+
 def main() -> int:
     uname = platform.uname()
     print("Century Ring self-check")
@@ -163,6 +220,7 @@ def main() -> int:
             _tcp_round_trip(ring)
             _zero_copy_reads(ring)
             _timed_wait(ring)
+            _async_round_trips()
         except (CheckFailed, OSError) as error:
             print(f"\nSelf-check FAILED: {error}", file=sys.stderr)
             return 1
