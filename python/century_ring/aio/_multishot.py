@@ -14,17 +14,37 @@ import errno
 from collections import deque
 from collections.abc import Callable
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from century_ring._century_ring import CompletionEvent
-from century_ring.aio._errors import failure
+from century_ring.aio._errors import RingClosedError, failure
 
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-    from century_ring.aio._ring import AsyncRing
+__all__ = ["MultishotHost", "MultishotOperation", "MultishotState"]
 
-__all__ = ["MultishotOperation", "MultishotState"]
+
+class MultishotHost(Protocol):
+    """What a multishot operation needs of its ring (:class:`~century_ring.aio.AsyncRing`),
+    named here so that this module does not import the ring's."""
+
+    _waiters: dict[int, object]
+
+    @property
+    def closed(self) -> bool: ...
+
+    def _check_open(self) -> None: ...
+
+    def _schedule_submit(self) -> None: ...
+
+    def _request_cancel(self, user_data: int) -> None: ...
+
+    def _closed_error(self, event: CompletionEvent) -> RingClosedError | None: ...
+
+    async def _wait_multishot(self, state: MultishotState, *, shielded: bool) -> None: ...
+
+    def _wake(self, waiter: object) -> None: ...
 
 
 class MultishotState:
@@ -34,7 +54,7 @@ class MultishotState:
 
     def __init__(
         self,
-        ring: AsyncRing,
+        ring: MultishotHost,
         user_data: int,
         discard: Callable[[CompletionEvent], None] | None,
     ) -> None:
@@ -97,7 +117,7 @@ class MultishotOperation:
 
     def __init__(
         self,
-        ring: AsyncRing,
+        ring: MultishotHost,
         prep: Callable[[], int],
         operation: str,
         discard: Callable[[CompletionEvent], None] | None,
