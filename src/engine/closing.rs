@@ -24,6 +24,11 @@ const DRAIN_WARN_AFTER: Duration = Duration::from_secs(2);
 /// How long closing waits in all; after that the memory is leaked, never freed.
 const DRAIN_GIVE_UP_AFTER: Duration = Duration::from_secs(10);
 
+/// How soon closing asks the kernel again to cancel what is still in flight; the interval
+/// doubles after each request, up to the second.
+const CANCEL_AGAIN_FIRST: Duration = Duration::from_millis(5);
+const CANCEL_AGAIN_AT_MOST: Duration = Duration::from_secs(1);
+
 /// Why a drain stopped.
 enum DrainOutcome {
     Finished,
@@ -113,6 +118,7 @@ impl Ring {
         let started = Instant::now();
         let mut cancelled_at: Option<Instant> = None;
         let mut can_submit = true;
+        let mut ask_every = CANCEL_AGAIN_FIRST;
         loop {
             if self.forked() {
                 // Python code run while releasing memory forked: the caller abandons the ring.
@@ -143,12 +149,21 @@ impl Ring {
                 // its grace period.
                 return DrainOutcome::Uncancellable(self.inflight.len());
             }
-            // Ask again every second: an operation may have been between states the first time.
-            if can_submit && cancelled_at.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+            // Ask again, soon and then less often: an operation may have been between states
+            // the first time (one the kernel held back behind an `io_drain` operation starts
+            // only once that one has finished, and may start after the request went by).
+            if can_submit && cancelled_at.is_none_or(|t| t.elapsed() >= ask_every) {
                 can_submit = self.cancel_everything();
+                if cancelled_at.is_some() {
+                    ask_every = (ask_every * 2).min(CANCEL_AGAIN_AT_MOST);
+                }
                 cancelled_at = Some(Instant::now());
             }
-            let slice = (budget - waited).min(Duration::from_millis(250));
+            let until_next_ask =
+                cancelled_at.map_or(ask_every, |t| ask_every.saturating_sub(t.elapsed()));
+            let slice = (budget - waited)
+                .min(Duration::from_millis(250))
+                .min(until_next_ask.max(CANCEL_AGAIN_FIRST));
             let pending = if can_submit { self.pending() } else { 0 };
             let flags = EnterFlags::GETEVENTS.bits();
             match enter(self.fd(), pending, 1, flags, Some(&timespec(slice))) {
