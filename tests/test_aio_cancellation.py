@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import anyio
+import anyio.lowlevel
 import century_ring.aio
 import pytest
 from century_ring import AT_FDCWD, FileOpenMode
@@ -237,6 +238,54 @@ class TestTheRingAfterCancellation:
             os.close(write_end)
 
 
+class TestCancellationAlwaysEnds:
+    """Operations that complete before the kernel can cancel them (reads of a cached file
+    complete inside the submit) must not absorb the cancellation they outran."""
+
+    async def test_a_loop_of_operations_that_complete_at_once_ends_when_cancelled(
+        self, data_file: Path
+    ) -> None:
+        ring = century_ring.aio.current_ring()
+        fd = os.open(data_file, os.O_RDONLY)
+        try:
+            with anyio.move_on_after(0.02) as scope:
+                for _ in range(200_000):
+                    await ring.read(fd, 10, 0)
+                pytest.fail("200,000 reads ran on in a scope cancelled after 20 ms")
+            assert scope.cancelled_caught
+        finally:
+            os.close(fd)
+
+    async def test_a_cancel_from_another_task_stays_inside_its_scope(self, data_file: Path) -> None:
+        """A scope cancelled by another task while its operations complete: the cancellation
+        is raised inside the scope (or every operation finished first), and never escapes to
+        the code after the scope."""
+        ring = century_ring.aio.current_ring()
+        fd = os.open(data_file, os.O_RDONLY)
+        caught = 0
+
+        async def cancel_after(scope: anyio.CancelScope, checkpoints: int) -> None:
+            for _ in range(checkpoints):
+                await anyio.lowlevel.checkpoint()
+            scope.cancel()
+
+        try:
+            async with anyio.create_task_group() as tasks:
+                for race in range(RACES // 4):
+                    done = 0
+                    with anyio.CancelScope() as scope:
+                        tasks.start_soon(cancel_after, scope, race % 4)
+                        for _ in range(8):
+                            await ring.read(fd, 10, 0)
+                            done += 1
+                    assert scope.cancelled_caught or done == 8
+                    caught += scope.cancelled_caught
+                    await anyio.lowlevel.checkpoint()  # raises if the cancellation escaped
+        finally:
+            os.close(fd)
+        assert caught > 0
+
+
 @pytest.mark.parametrize("anyio_backend", ["asyncio"], indirect=True)
 class TestAsyncioSemantics:
     async def test_a_task_cancel_during_a_read_raises_cancelled_error(self) -> None:
@@ -271,6 +320,29 @@ class TestAsyncioSemantics:
             os.close(write_end)
 
     @pytest.mark.skipif(sys.version_info < (3, 11), reason="Task.cancelling is new in 3.11")
+    async def test_a_cancelled_task_running_operations_ends(self, data_file: Path) -> None:
+        """task.cancel() on a task looping over reads that complete at once: it ends with
+        CancelledError instead of reading on."""
+        ring = century_ring.aio.current_ring()
+        fd = os.open(data_file, os.O_RDONLY)
+        reads = 0
+
+        async def read_forever() -> None:
+            nonlocal reads
+            while reads < 200_000:
+                await ring.read(fd, 10, 0)
+                reads += 1
+
+        try:
+            task = asyncio.create_task(read_forever())
+            await asyncio.sleep(0.01)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert reads < 200_000
+        finally:
+            os.close(fd)
+
     async def test_a_completed_result_is_returned_and_the_cancel_lands_next(self) -> None:
         ring = century_ring.aio.current_ring()
         left, right = socket.socketpair()

@@ -7,14 +7,19 @@ first of them schedules with ``call_soon``, which runs before the loop next wait
 A waiter is a plain future. When its task is cancelled, the future is cancelled with it; the
 task then asks the kernel to cancel the operation and waits (ignoring further cancellation)
 for its final completion. A completion that arrives while its future is cancelled is kept in
-``_unclaimed`` for that task to find.
+``_unclaimed`` for that task to find. If the operation completed anyway, its result is returned
+and the task is cancelled again (unless an anyio cancel scope asked, which cancels it again
+itself); the task is remembered, so that the next operation it starts first lets that
+cancellation land instead of absorbing it as its own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import math
 import sys
+import weakref
 from typing import TYPE_CHECKING
 
 import anyio
@@ -31,12 +36,14 @@ __all__ = ["AsyncioRing"]
 class AsyncioRing(AsyncRing):
     """The ring of one asyncio event loop."""
 
-    __slots__ = ("_loop", "_submit_scheduled")
+    __slots__ = ("_cancel_again", "_loop", "_submit_scheduled")
 
     def __init__(self, io_uring: IoUring, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(io_uring)
         self._loop = loop
         self._submit_scheduled = False
+        #: Tasks cancelled again after an operation completed despite their cancellation.
+        self._cancel_again: weakref.WeakSet[asyncio.Task[object]] = weakref.WeakSet()
         loop.add_reader(io_uring.fileno(), self._reap)
 
     def _schedule_submit(self) -> None:
@@ -65,6 +72,16 @@ class AsyncioRing(AsyncRing):
         if not future.done():
             future.set_result(None)
 
+    def _cancel_pending(self) -> bool:
+        return bool(self._cancel_again) and asyncio.current_task() in self._cancel_again
+
+    async def _checkpoint(self) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._cancel_again.discard(task)
+        # Where the cancellation asked for again (or an anyio scope's next one) is delivered.
+        await asyncio.sleep(0)
+
     async def _wait(self, user_data: int) -> CompletionEvent:
         future: asyncio.Future[CompletionEvent] = self._loop.create_future()
         self._waiters[user_data] = future
@@ -86,10 +103,16 @@ class AsyncioRing(AsyncRing):
         # (an fd, bytes received), and the cancellation is asked for again, so it lands at the
         # task's next await.
         task = asyncio.current_task()
-        if task is not None:
-            if sys.version_info >= (3, 11):
-                task.uncancel()
-            task.cancel(*cancelled.args)
+        if task is None:
+            return event
+        self._cancel_again.add(task)
+        if anyio.current_effective_deadline() == -math.inf:
+            # An anyio cancel scope asked: it cancels the task again at its next wait inside
+            # the scope, while a cancellation asked for here would outlive the scope.
+            return event
+        if sys.version_info >= (3, 11):
+            task.uncancel()
+        task.cancel(*cancelled.args)
         return event
 
     async def _wait_shielded(self, user_data: int) -> CompletionEvent:

@@ -36,6 +36,10 @@ class MultishotHost(Protocol):
 
     def _check_open(self) -> None: ...
 
+    def _cancel_pending(self) -> bool: ...
+
+    async def _checkpoint(self) -> None: ...
+
     def _schedule_submit(self) -> None: ...
 
     def _request_cancel(self, user_data: int) -> None: ...
@@ -138,6 +142,9 @@ class MultishotOperation:
         return self
 
     async def __anext__(self) -> CompletionEvent:
+        if self._ring._cancel_pending():
+            # Even with completions queued: an ``async for`` must end when it is cancelled.
+            await self._ring._checkpoint()
         state = self._state
         if state is None:
             if self._closed:

@@ -105,6 +105,8 @@ class AsyncRing(AsyncOperations):
         """
         if user_data in self._waiters:
             raise ValueError(f"a task already waits for user_data {user_data}")
+        if self._cancel_pending():
+            await self._checkpoint()
         event = self._unclaimed.pop(user_data, None)
         if event is None:
             event = await self._wait(user_data)
@@ -132,6 +134,14 @@ class AsyncRing(AsyncOperations):
         return MultishotOperation(
             self, prep, operation, _DISCARDS[discard] if discard is not None else None
         )
+
+    def _cancel_pending(self) -> bool:
+        """Whether the running task has a cancellation waiting to be raised."""
+        raise NotImplementedError
+
+    async def _checkpoint(self) -> None:
+        """Let the running task's pending cancellation be raised."""
+        raise NotImplementedError
 
     async def _wait(self, user_data: int) -> CompletionEvent:
         """Park the task until ``user_data`` completes; a cancel cancels the kernel's operation,

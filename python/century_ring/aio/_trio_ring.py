@@ -15,6 +15,7 @@ cannot be undone) or raises ``Cancelled`` if the kernel cancelled the operation.
 from __future__ import annotations
 
 import errno
+import math
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -98,6 +99,15 @@ class TrioRing(AsyncRing):
     def _wake(self, waiter: object) -> None:
         task: Task = waiter  # type: ignore[assignment]
         trio.lowlevel.reschedule(task)
+
+    def _cancel_pending(self) -> bool:
+        # trio's cancellation is level-triggered: a task in a cancelled scope must not start
+        # an operation that may complete before the kernel can cancel it, or a loop of them
+        # would never end.
+        return trio.current_effective_deadline() == -math.inf
+
+    async def _checkpoint(self) -> None:
+        await trio.lowlevel.checkpoint()
 
     async def _wait(self, user_data: int) -> CompletionEvent:
         self._waiters[user_data] = trio.lowlevel.current_task()
