@@ -89,6 +89,10 @@ class AsyncioRing(AsyncRing):
         try:
             return await future
         except asyncio.CancelledError as cancelled:
+            if future.done() and not future.cancelled():
+                # The completion came in the same pass as task.cancel(), which then could
+                # not cancel the future: the event is here, and nothing is left to cancel.
+                return self._completed_despite_cancel(future.result(), cancelled)
             return await self._cancel(user_data, cancelled)
 
     async def _cancel(self, user_data: int, cancelled: asyncio.CancelledError) -> CompletionEvent:
@@ -99,9 +103,14 @@ class AsyncioRing(AsyncRing):
             event = await self._wait_shielded(user_data)
         if event.result == -errno.ECANCELED:
             raise cancelled
-        # The operation finished before the kernel could cancel it: its result is the task's
-        # (an fd, bytes received), and the cancellation is asked for again, so it lands at the
-        # task's next await.
+        return self._completed_despite_cancel(event, cancelled)
+
+    def _completed_despite_cancel(
+        self, event: CompletionEvent, cancelled: asyncio.CancelledError
+    ) -> CompletionEvent:
+        """The operation finished before the kernel could cancel it: its result is the task's
+        (an fd, bytes received), and the cancellation is asked for again, so that it lands at
+        the task's next await."""
         task = asyncio.current_task()
         if task is None:
             return event
@@ -133,6 +142,8 @@ class AsyncioRing(AsyncRing):
             try:
                 return await future
             except asyncio.CancelledError:
+                if future.done() and not future.cancelled():
+                    return future.result()  # completed in the pass that cancelled the task
                 continue
 
     async def _wait_multishot(self, state: MultishotState, *, shielded: bool) -> None:
