@@ -135,6 +135,17 @@ class AsyncRing(AsyncOperations):
             self, prep, operation, _DISCARDS[discard] if discard is not None else None
         )
 
+    async def _checkpoint_if_cancelled(self) -> None:
+        """Raise the running task's pending cancellation, if it has one.
+
+        For code above the ring that holds results of its own (a file's buffer): an operation
+        that completed despite a cancellation returns its result, which such code keeps and
+        then hands over only after this, so a cancellation raised here leaves it kept for the
+        next call.
+        """
+        if self._cancel_pending():
+            await self._checkpoint()
+
     def _cancel_pending(self) -> bool:
         """Whether the running task has a cancellation waiting to be raised."""
         raise NotImplementedError
