@@ -4,19 +4,22 @@
     python benches/run.py --quick              # a smoke run of about a minute
     python benches/run.py --only nop,read-cached --rounds 3 --seconds 1
 
-Workloads: nop, read-cached, read-direct, echo, overhead (see benches/README.md). Each
-measurement runs in its own process (benches/workloads.py, benches/echo.py, or the native
-reference in benches/native/); contenders alternate within every round and their order rotates
-from round to round. The report gives medians over rounds, and ratios taken pair by pair within
-a round, then the median of those ratios. Results go to OUT/latest.json, OUT/latest.md and
-OUT/latest.png (the plot needs matplotlib). A missing liburing (the PyPI contender) or
-matplotlib is pip-installed as a wheel first, unless --no-install is given.
+Workloads: nop, read-cached, read-direct, echo, overhead, and the async ones (issue 13):
+aio-read-cached, aio-read-direct, aio-small-files, aio-echo (see benches/README.md). Each
+measurement runs in its own process (benches/workloads.py, benches/aio_workloads.py,
+benches/echo.py, or the native reference in benches/native/); contenders alternate within
+every round and their order rotates from round to round. The report gives medians over rounds,
+and ratios taken pair by pair within a round, then the median of those ratios. Results go to
+OUT/latest.json, OUT/latest.md and OUT/latest.png (OUT/NAME.* with --name NAME; the plot needs
+matplotlib). A missing liburing (the PyPI contender), matplotlib, or (for the async workloads)
+aiofiles, anyio, uvloop or trio is pip-installed as a wheel first, unless --no-install is given.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import importlib
 import importlib.util
 import json
 import os
@@ -37,7 +40,17 @@ NATIVE_DIR = BENCHES / "native"
 NATIVE_BIN = NATIVE_DIR / "target" / "release" / "century-ring-native-bench"
 PYTHON = sys.executable
 
-WORKLOADS = ("nop", "read-cached", "read-direct", "echo", "overhead")
+WORKLOADS = (
+    "nop",
+    "read-cached",
+    "read-direct",
+    "echo",
+    "overhead",
+    "aio-read-cached",
+    "aio-read-direct",
+    "aio-small-files",
+    "aio-echo",
+)
 BATCHES = (32, 256)
 # Queue depths per read workload. Page-cached reads go deep (issue 12: freeing whole batches of
 # results made glibc trim the heap every batch from QD 64 on); O_DIRECT keeps its four depths,
@@ -54,6 +67,48 @@ DIRECT_SIZE = 1 << 30
 ECHO_CONNECTIONS = 64
 ECHO_MESSAGE = 64
 
+# The async workloads (issue 13): reads by this many concurrent tasks (--quick: the first and
+# the 64 the targets name), small files and echo connections 64 at a time.
+AIO_TASKS: dict[str, tuple[int, ...]] = {
+    "aio-read-cached": (1, 16, 64, 256),
+    "aio-read-direct": (1, 16, 64, 256),
+}
+AIO_QUICK_TASKS = (1, 64)
+AIO_CONCURRENCY = 64
+SMALL_FILES = 1000
+SMALL_FILE_SIZE = 16 << 10
+AIO_ECHO_MESSAGE = 1024
+LOOPS = ("asyncio", "uvloop", "trio")
+# century_ring.aio on each loop, and its rivals (the file libraries and the executor on
+# asyncio, as their users run them; the synchronous ring at the same depth).
+AIO_RING = tuple(f"century_ring.aio {loop}" for loop in LOOPS)
+AIO_FILE_RIVALS = ("aiofiles", "anyio.open_file", "run_in_executor", "century_ring sync")
+AIO_ECHO_RING = tuple(f"century_ring.aio streams {loop}" for loop in LOOPS)
+AIO_ECHO_ANYIO = tuple(f"anyio streams {loop}" for loop in LOOPS)
+#: aio_workloads.py's contender and loop for each name the table uses.
+AIO_PROCESS: dict[str, tuple[str, str]] = {
+    **{f"century_ring.aio {loop}": ("century_ring", loop) for loop in LOOPS},
+    **{f"century_ring.aio streams {loop}": ("century_ring", loop) for loop in LOOPS},
+    **{f"anyio streams {loop}": ("anyio", loop) for loop in LOOPS},
+    "century_ring.aio open_file": ("open_file", "asyncio"),
+    "aiofiles": ("aiofiles", "asyncio"),
+    "anyio.open_file": ("anyio", "asyncio"),
+    "run_in_executor": ("executor", "asyncio"),
+    "century_ring sync": ("sync", "asyncio"),
+}
+#: The packages each async contender needs importable besides anyio (century_ring.aio's own
+#: dependency, needed by every one of them).
+AIO_NEEDS: dict[str, tuple[str, ...]] = {
+    "century_ring.aio uvloop": ("uvloop",),
+    "century_ring.aio trio": ("trio",),
+    "century_ring.aio streams uvloop": ("uvloop",),
+    "century_ring.aio streams trio": ("trio",),
+    "anyio streams uvloop": ("uvloop",),
+    "anyio streams trio": ("trio",),
+    "aiofiles": ("aiofiles",),
+}
+AIO_PACKAGES = ("anyio", "aiofiles", "uvloop", "trio")
+
 # What the table calls each contender, per workload.
 CONTENDERS: dict[str, tuple[str, ...]] = {
     "nop": ("century_ring", "native", "liburing"),
@@ -68,6 +123,10 @@ CONTENDERS: dict[str, tuple[str, ...]] = {
     "read-direct": ("century_ring", "os.pread", "thread pool", "native"),
     "echo": ("century_ring", "selectors", "asyncio", "native"),
     "overhead": ("century_ring",),
+    "aio-read-cached": (*AIO_RING, *AIO_FILE_RIVALS),
+    "aio-read-direct": (*AIO_RING, *AIO_FILE_RIVALS),
+    "aio-small-files": (*AIO_RING, "century_ring.aio open_file", *AIO_FILE_RIVALS),
+    "aio-echo": (*AIO_ECHO_RING, *AIO_ECHO_ANYIO),
 }
 # Contenders that do one read at a time whatever the queue depth: measured once per round
 # (next to the QD 32 group) and compared with century_ring at every depth.
@@ -79,7 +138,7 @@ CENTURY_RING = ("century_ring", "century_ring kept")
 
 @dataclass(frozen=True)
 class Target:
-    """One of issue 3's or issue 12's targets: a same-run ratio and the bound it must meet."""
+    """One of issue 3's, 12's or 13's targets: a same-run ratio and the bound it must meet."""
 
     label: str
     workload: str
@@ -97,8 +156,9 @@ class Target:
     ) -> tuple[tuple[str, dict[str, int]], tuple[str, dict[str, int]]] | None:
         """The native reference in century_ring's place: what no interpreter at all reaches
         against the same baseline (for one contender at two depths, the native reference at
-        those depths), or None when the baseline is the native reference itself."""
-        if self.denominator[0] == "native":
+        those depths), or None when the baseline is the native reference itself, and for the
+        async workloads, which have no native reference."""
+        if self.denominator[0] == "native" or self.workload.startswith("aio-"):
             return None
         if self.numerator[0] == self.denominator[0]:
             return ("native", self.numerator[1]), ("native", self.denominator[1])
@@ -183,6 +243,60 @@ TARGETS = (
         for contender, loop in (("century_ring kept", "kept"), ("century_ring", "drop"))
         for qd in (128, 256)
     ),
+    # Issue 13: the async layer against what asyncio users have today, 64 tasks at a time.
+    *(
+        Target(
+            f"aio-read-cached 64 tasks: century_ring.aio asyncio / {other}, {what}",
+            "aio-read-cached",
+            ("century_ring.aio asyncio", {"tasks": 64}),
+            (other, {"tasks": 64}),
+            metric,
+            op,
+            bound,
+        )
+        for other, what, metric, op, bound in (
+            ("aiofiles", "reads/s", "ops_per_sec", ">=", 10.0),
+            ("run_in_executor", "reads/s", "ops_per_sec", ">=", 4.0),
+            ("aiofiles", "CPU per read", "cpu_us_per_op", "<=", 0.1),
+            ("century_ring sync", "reads/s (the sync ring at QD 64)", "ops_per_sec", ">=", 0.5),
+        )
+    ),
+    *(
+        Target(
+            f"aio-read-direct 64 tasks: century_ring.aio asyncio / aiofiles, {what}",
+            "aio-read-direct",
+            ("century_ring.aio asyncio", {"tasks": 64}),
+            ("aiofiles", {"tasks": 64}),
+            metric,
+            op,
+            bound,
+        )
+        for what, metric, op, bound in (
+            ("IOPS", "ops_per_sec", ">=", 2.0),
+            ("CPU per I/O", "cpu_us_per_op", "<=", 0.25),
+        )
+    ),
+    Target(
+        "aio-small-files 64 tasks: century_ring.aio asyncio / aiofiles, files/s",
+        "aio-small-files",
+        ("century_ring.aio asyncio", {}),
+        ("aiofiles", {}),
+        "ops_per_sec",
+        ">=",
+        5.0,
+    ),
+    *(
+        Target(
+            f"aio-echo {loop}: century_ring.aio streams / anyio streams, messages/s",
+            "aio-echo",
+            (f"century_ring.aio streams {loop}", {}),
+            (f"anyio streams {loop}", {}),
+            "ops_per_sec",
+            ">=",
+            1.3,
+        )
+        for loop in LOOPS
+    ),
 )
 
 
@@ -203,6 +317,8 @@ class Settings:
     data_dir: Path
     quick: bool
     install: bool = True
+    #: the results' file name without its extension: OUT/NAME.json, .md, .png
+    name: str = "latest"
     skipped: dict[str, str] = field(default_factory=dict)
     #: package pip failed to install -> the last line pip printed
     install_failures: dict[str, str] = field(default_factory=dict)
@@ -216,6 +332,14 @@ class Settings:
     @property
     def direct_file(self) -> Path:
         return self.data_dir / "century-ring-bench-1GiB.bin"
+
+    @property
+    def small_dir(self) -> Path:
+        return self.data_dir / f"century-ring-bench-{SMALL_FILES}x{SMALL_FILE_SIZE >> 10}KiB"
+
+    def aio_tasks(self, workload: str) -> tuple[int, ...]:
+        """The task counts of an async read workload (fewer in a quick run)."""
+        return AIO_QUICK_TASKS if self.quick else AIO_TASKS[workload]
 
 
 def parse_args(argv: list[str] | None) -> Settings:
@@ -235,6 +359,11 @@ def parse_args(argv: list[str] | None) -> Settings:
     )
     parser.add_argument(
         "--out", type=Path, default=BENCHES / "results", help="output directory (benches/results)"
+    )
+    parser.add_argument(
+        "--name",
+        default="latest",
+        help="the results' file name: OUT/NAME.json, NAME.md, NAME.png (default latest)",
     )
     parser.add_argument(
         "--data-dir",
@@ -271,6 +400,7 @@ def parse_args(argv: list[str] | None) -> Settings:
         data_dir=args.data_dir,
         quick=args.quick,
         install=not args.no_install,
+        name=args.name,
     )
 
 
@@ -369,6 +499,59 @@ def evict(path: Path) -> None:
         os.close(fd)
 
 
+def ensure_small_files(directory: Path) -> None:
+    """Create aio-small-files' SMALL_FILES files of SMALL_FILE_SIZE random bytes once."""
+    paths = [directory / f"{i:05d}.bin" for i in range(SMALL_FILES)]
+    if all(p.exists() and p.stat().st_size == SMALL_FILE_SIZE for p in paths):
+        return
+    log(f"creating {SMALL_FILES} files of {SMALL_FILE_SIZE >> 10} KiB in {directory}")
+    directory.mkdir(parents=True, exist_ok=True)
+    for p in paths:
+        p.write_bytes(os.urandom(SMALL_FILE_SIZE))
+    os.sync()
+
+
+def warm_small_files(directory: Path) -> None:
+    """Read every small file, so that the workload reads from the page cache."""
+    for i in range(SMALL_FILES):
+        (directory / f"{i:05d}.bin").read_bytes()
+
+
+def find_aio(settings: Settings) -> None:
+    """Note every async contender that cannot run here (a missing package, or a
+    century_ring.aio that does not import), and skip an async workload none of whose contenders
+    can: the others still run, and a target they are half of says "not measured"."""
+    missing = [n for n in AIO_PACKAGES if importlib.util.find_spec(n) is None]
+
+    def why_missing(name: str) -> str:
+        failure = settings.install_failures.get(name)
+        if failure is not None:
+            return f"pip could not install {name} ({failure})"
+        if not settings.install:
+            return f"{name} is not installed and --no-install was given"
+        return f"{name} is not importable"
+
+    aio_error = None
+    try:
+        import century_ring.aio  # noqa: F401  (whether it imports is the question)
+    except Exception as err:  # a half-written module of the package must not stop the suite
+        aio_error = f"century_ring.aio does not import: {err!r}"
+    for workload in (w for w in settings.workloads if w.startswith("aio-")):
+        if "anyio" in missing:
+            settings.skipped[workload] = why_missing("anyio")
+            continue
+        for contender in CONTENDERS[workload]:
+            if contender in settings.skipped:
+                continue
+            needs = [n for n in AIO_NEEDS.get(contender, ()) if n in missing]
+            if needs:
+                settings.skipped[contender] = why_missing(needs[0])
+            elif contender.startswith("century_ring.aio") and aio_error is not None:
+                settings.skipped[contender] = aio_error
+        if all(c in settings.skipped for c in CONTENDERS[workload]):
+            settings.skipped[workload] = "none of its contenders can run"
+
+
 def direct_supported(path: Path) -> str | None:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
@@ -460,8 +643,36 @@ def run_echo(impl: str, seconds: float, native_client: bool) -> dict[str, Any]:
     }
 
 
+def aio_command(workload: str, contender: str, params: dict[str, int], s: Settings) -> list[str]:
+    """The command line of one measurement of an async workload."""
+    secs = ["--seconds", str(s.seconds)]
+    tasks = params.get("tasks", AIO_CONCURRENCY)
+    if workload in AIO_TASKS:
+        direct = workload == "aio-read-direct"
+        path = str(s.direct_file if direct else s.cached_file)
+        common = ["--file", path, "--size", str(READ_SIZE), *secs] + (
+            ["--direct"] if direct else []
+        )
+        if contender == "century_ring sync":
+            # The synchronous ring at the same depth: workloads.py's loops for read-cached
+            # (whole batches) and read-direct (kept full).
+            mode = "refill" if direct else "batch"
+            return [PYTHON, "workloads.py", "century_ring", "read", "--qd", str(tasks),
+                    "--mode", mode, *common]  # fmt: skip
+        what = ["read", *common]
+    elif workload == "aio-small-files":
+        what = ["small-files", "--dir", str(s.small_dir), "--files", str(SMALL_FILES)]
+        what += ["--size", str(SMALL_FILE_SIZE), *secs]
+    else:
+        what = ["echo", "--size", str(AIO_ECHO_MESSAGE), *secs]
+    name, loop = AIO_PROCESS[contender]
+    return [PYTHON, "aio_workloads.py", name, *what, "--loop", loop, "--tasks", str(tasks)]
+
+
 def command(workload: str, contender: str, params: dict[str, int], s: Settings) -> list[str]:
     """The command line of one measurement (every workload but echo)."""
+    if workload.startswith("aio-"):
+        return aio_command(workload, contender, params, s)
     secs = ["--seconds", str(s.seconds)]
     py = [PYTHON, "workloads.py"]
     native = [str(NATIVE_BIN)]
@@ -499,7 +710,7 @@ def available(contender: str, s: Settings) -> bool:
         return s.native
     if contender == "liburing":
         return s.liburing
-    return True
+    return contender not in s.skipped
 
 
 def cases(workload: str, round_index: int, s: Settings) -> list[tuple[str, dict[str, int]]]:
@@ -517,6 +728,8 @@ def cases(workload: str, round_index: int, s: Settings) -> list[tuple[str, dict[
         groups: list[dict[str, int]] = [{"batch": b} for b in BATCHES]
     elif workload in QDS:
         groups = [{"qd": q} for q in QDS[workload]]
+    elif workload in AIO_TASKS:
+        groups = [{"tasks": t} for t in s.aio_tasks(workload)]
     else:
         groups = [{}]
     if round_index % 2:
@@ -547,10 +760,12 @@ def measure_round(s: Settings, round_index: int, measurements: list[dict[str, An
     for workload in s.workloads:
         if workload in s.skipped:
             continue
-        if workload == "read-cached":
+        if workload in ("read-cached", "aio-read-cached"):
             warm(s.cached_file)
-        elif workload == "read-direct":
+        elif workload in ("read-direct", "aio-read-direct"):
             evict(s.direct_file)
+        elif workload == "aio-small-files":
+            warm_small_files(s.small_dir)
         for contender, params in cases(workload, round_index, s):
             record: dict[str, Any] = {
                 "workload": workload,
@@ -706,8 +921,29 @@ def all_ratios(table: dict[tuple[Any, ...], dict[int, dict]]) -> list[dict[str, 
     # this client on this machine.
     pairs.append(("echo", ("native", {}), ("selectors", {}), "ops_per_sec"))
     pairs.append(("echo", ("native", {}), ("selectors", {}), "cpu_us_per_op"))
+    pairs += aio_pairs()
     found = (pair_ratio(table, *pair) for pair in pairs)
     return [r for r in found if r is not None]
+
+
+def aio_pairs() -> list[tuple[str, tuple[str, dict], tuple[str, dict], str]]:
+    """The async workloads: century_ring.aio on each loop against every other contender with
+    the same parameters; for echo, century_ring.aio's streams against anyio's on the same loop."""
+    pairs: list[tuple[str, tuple[str, dict], tuple[str, dict], str]] = []
+    groups = {w: [{"tasks": t} for t in tasks] for w, tasks in AIO_TASKS.items()}
+    groups["aio-small-files"] = [{}]  # 64 tasks, the one setting
+    for workload, params in groups.items():
+        for p in params:
+            for mine in AIO_RING:
+                for other in CONTENDERS[workload]:
+                    # The loops against each other once: asyncio's against the other two.
+                    if other != mine and (other not in AIO_RING or mine == AIO_RING[0]):
+                        for metric in ("ops_per_sec", "cpu_us_per_op"):
+                            pairs.append((workload, (mine, p), (other, p), metric))
+    for mine, other in zip(AIO_ECHO_RING, AIO_ECHO_ANYIO, strict=True):
+        for metric in ("ops_per_sec", "cpu_us_per_op"):
+            pairs.append(("aio-echo", (mine, {}), (other, {}), metric))
+    return pairs
 
 
 def check_targets(
@@ -980,9 +1216,10 @@ def markdown(report: dict[str, Any]) -> str:
             for metric in OVERHEAD_METRICS:
                 if metric in m:
                     out.append(f"| {metric} | {m[metric]:.1f} |")
+    out += aio_markdown(report, medians)
     out += [
         "",
-        "## Targets (issues 3 and 12)",
+        "## Targets (issues 3, 12 and 13)",
         "",
         "| target | ratio (median) | range over rounds | bound | met | native in its place |",
         "|---|---|---|---|---|---|",
@@ -1016,8 +1253,174 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
+def aio_markdown(report: dict[str, Any], medians: dict[tuple[Any, ...], Any]) -> list[str]:
+    """The async workloads' tables: ops/s (CPU µs per op) per contender, and century_ring.aio's
+    same-round ratios on asyncio."""
+    settings = report["settings"]
+    workloads = settings["workloads"]
+    skipped = report["skipped"]
+    out: list[str] = []
+
+    def ratios_line(workload: str, params: dict[str, int], mine: str) -> list[str]:
+        found = [
+            f"{r['denominator']['contender']} {r['median']:.2f}x ({r['min']:.2f}-{r['max']:.2f})"
+            for r in report["ratios"]
+            if r["workload"] == workload
+            and r["metric"] == "ops_per_sec"
+            and r["numerator"] == {"contender": mine, "params": params}
+        ]
+        if not found:
+            return []
+        where = f" at {params['tasks']} tasks" if params else ""
+        return ["", f"{mine}{where}, ops/s over each other's, same-round: " + "; ".join(found)]
+
+    titles = {
+        "aio-read-cached": "4 KiB random reads of the page-cached 64 MiB file, reads/s",
+        "aio-read-direct": "4 KiB O_DIRECT random reads of the 1 GiB file, IOPS",
+    }
+    for workload, title in titles.items():
+        if workload not in workloads or workload in skipped:
+            continue
+        cols = [c for c in CONTENDERS[workload] if c not in skipped]
+        out += ["", f"## {workload}: {title} (CPU µs per read)", ""]
+        out += ["| tasks | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+        tasks = settings.get("aio_tasks", {}).get(workload, list(AIO_TASKS[workload]))
+        for t in tasks:
+            row = [cell(medians.get(key(workload, c, {"tasks": t})), True) for c in cols]
+            out.append(f"| {t} | " + " | ".join(row) + " |")
+        out += ratios_line(workload, {"tasks": AIO_CONCURRENCY}, AIO_RING[0])
+        out += [
+            "",
+            "Each task loops over one read at a time; century_ring sync is the synchronous ring "
+            "(benches/workloads.py) with as many reads queued as there are tasks. "
+            "run_in_executor uses asyncio's default pool (min(32, cores + 4) threads)."
+            + (
+                " aiofiles, anyio.open_file and run_in_executor read into a page-aligned mmap "
+                "per task (readinto, os.preadv): the bytes their read() and os.pread() make "
+                "are not aligned, and O_DIRECT refuses them with EINVAL."
+                if workload == "aio-read-direct"
+                else ""
+            ),
+        ]
+    if "aio-small-files" in workloads and "aio-small-files" not in skipped:
+        cols = [c for c in CONTENDERS["aio-small-files"] if c not in skipped]
+        out += [
+            "",
+            f"## aio-small-files: {AIO_CONCURRENCY} tasks, each opening, reading whole and "
+            f"closing one of {SMALL_FILES} page-cached {SMALL_FILE_SIZE >> 10} KiB files, "
+            "files/s (CPU µs per file)",
+            "",
+            "| " + " | ".join(cols) + " |",
+            "|---" * len(cols) + "|",
+            "| "
+            + " | ".join(cell(medians.get(key("aio-small-files", c, {})), True) for c in cols)
+            + " |",
+        ]
+        out += ratios_line("aio-small-files", {}, AIO_RING[0])
+        out += [
+            "",
+            "century_ring.aio: openat + read + close awaited one after the other; century_ring "
+            "sync: 64 files a batch, one submit_and_wait each for the opens, reads and closes; "
+            "run_in_executor: one call per file doing os.open, os.read and os.close.",
+        ]
+    if "aio-echo" in workloads and "aio-echo" not in skipped:
+        out += [
+            "",
+            f"## aio-echo: {AIO_CONCURRENCY} loopback TCP connections, {AIO_ECHO_MESSAGE}-byte "
+            "messages, server and clients in one process, round trips/s (CPU µs per round trip)",
+            "",
+            "| loop | century_ring.aio streams | anyio streams | ratio (median, range) |",
+            "|---|---|---|---|",
+        ]
+        for loop, mine, other in zip(LOOPS, AIO_ECHO_RING, AIO_ECHO_ANYIO, strict=True):
+            ratio = next(
+                (
+                    r
+                    for r in report["ratios"]
+                    if r["workload"] == "aio-echo"
+                    and r["metric"] == "ops_per_sec"
+                    and r["numerator"]["contender"] == mine
+                ),
+                None,
+            )
+            text = (
+                "n/a"
+                if ratio is None
+                else (f"{ratio['median']:.2f}x ({ratio['min']:.2f}-{ratio['max']:.2f})")
+            )
+            out.append(
+                f"| {loop} | {cell(medians.get(key('aio-echo', mine, {})), True)} | "
+                f"{cell(medians.get(key('aio-echo', other, {})), True)} | {text} |"
+            )
+        out += [
+            "",
+            f"Each measurement lasts --seconds ({settings['seconds']} s), not --echo-seconds. "
+            "CPU time is the whole process's: server and client side of every round trip.",
+        ]
+    return out
+
+
+def aio_panels(
+    report: dict[str, Any],
+    axes: Any,
+    medians: dict[tuple[Any, ...], Any],
+    colours: dict[str, str],
+    bars: Any,
+) -> None:
+    """The async workloads' row of the plot: reads/s against tasks for both read workloads,
+    bars for small files and echo."""
+    skipped = report["skipped"]
+    for ax, workload, title in (
+        (axes[0], "aio-read-cached", "aio-read-cached: 4 KiB page-cache reads by N tasks"),
+        (axes[1], "aio-read-direct", "aio-read-direct: 4 KiB O_DIRECT reads by N tasks"),
+    ):
+        ax.set_title(title, fontsize=10)
+        tasks = report["settings"].get("aio_tasks", {}).get(workload, list(AIO_TASKS[workload]))
+        drawn = False
+        for c in CONTENDERS[workload]:
+            points = [(t, medians.get(key(workload, c, {"tasks": t}))) for t in tasks]
+            points = [(t, m) for t, m in points if m]
+            if not points or c in skipped:
+                continue
+            xs = [t for t, _ in points]
+            ys = [m["ops_per_sec"] for _, m in points]
+            low = [m["ops_per_sec"] - m["ops_per_sec_min"] for _, m in points]
+            high = [m["ops_per_sec_max"] - m["ops_per_sec"] for _, m in points]
+            ax.errorbar(xs, ys, yerr=[low, high], marker="o", color=colours[c], label=c, capsize=3)
+            drawn = True
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(tasks, [str(t) for t in tasks])
+        ax.set_xlabel("concurrent tasks")
+        ax.set_ylabel("reads/s (log scale)")
+        ax.set_yscale("log")  # the thread-pool contenders are 10-50x below the ring
+        ax.grid(alpha=0.3)
+        if drawn:
+            ax.legend(fontsize=7)
+        else:
+            ax.text(0.5, 0.5, "not run", ha="center", transform=ax.transAxes)
+    items = [(c, medians.get(key("aio-small-files", c, {}))) for c in CONTENDERS["aio-small-files"]]
+    found = [(c, m) for c, m in items if m]
+    bars(
+        axes[2],
+        f"aio-small-files: {AIO_CONCURRENCY} tasks, open + read + close of 16 KiB files",
+        [("files/s", found)] if found else [],
+    )
+    axes[2].set_ylabel("files/s")
+    groups = []
+    for loop, mine, other in zip(LOOPS, AIO_ECHO_RING, AIO_ECHO_ANYIO, strict=True):
+        pair = [
+            (name, medians.get(key("aio-echo", c, {})))
+            for name, c in (("century_ring.aio streams", mine), ("anyio streams", other))
+        ]
+        pair = [(name, m) for name, m in pair if m]
+        if pair:
+            groups.append((loop, pair))
+    bars(axes[3], f"aio-echo: {AIO_CONCURRENCY} connections, 1 KiB messages", groups)
+    axes[3].set_ylabel("round trips/s")
+
+
 def plot(report: dict[str, Any], path: Path) -> str | None:
-    """Draw latest.png; returns why not when matplotlib is missing."""
+    """Draw the PNG at ``path``; returns why not when matplotlib is missing."""
     try:
         import matplotlib
 
@@ -1037,8 +1440,21 @@ def plot(report: dict[str, Any], path: Path) -> str | None:
         "thread pool": "tab:orange",
         "selectors": "tab:gray",
         "asyncio": "tab:purple",
+        "century_ring.aio asyncio": "tab:red",
+        "century_ring.aio uvloop": "tab:pink",
+        "century_ring.aio trio": "tab:brown",
+        "century_ring.aio open_file": "tab:olive",
+        "aiofiles": "tab:green",
+        "anyio.open_file": "tab:purple",
+        "run_in_executor": "tab:orange",
+        "century_ring sync": "tab:blue",
+        "century_ring.aio streams": "tab:red",
+        "anyio streams": "tab:purple",
     }
-    fig, axes = plt.subplots(2, 4, figsize=(22, 9.5))
+    # A third row for the async workloads, when the run has any.
+    with_aio = any(w.startswith("aio-") for w in report["settings"]["workloads"])
+    rows = 3 if with_aio else 2
+    fig, axes = plt.subplots(rows, 4, figsize=(22, 4.75 * rows))
     si = FuncFormatter(lambda value, _pos: describe(value) if value else "0")
     fig.suptitle(
         f"Century Ring benchmarks · {report['machine']['date'][:10]} · Linux "
@@ -1196,6 +1612,8 @@ def plot(report: dict[str, Any], path: Path) -> str | None:
         ax.set_xlabel("ns (log scale)")
     else:
         ax.text(0.5, 0.5, "not run", ha="center", transform=ax.transAxes)
+    if with_aio:
+        aio_panels(report, axes[2], medians, colours, bars)
     fig.tight_layout(rect=(0, 0, 1, 0.96))
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -1210,6 +1628,8 @@ def estimate_seconds(s: Settings) -> float:
     for workload in s.workloads:
         for _case in cases(workload, 0, s):
             per_round += s.echo_seconds + 1.5 if workload == "echo" else s.seconds + 0.3
+            if workload.startswith("aio-"):
+                per_round += 0.3  # importing anyio and the loops
     return per_round * s.rounds
 
 
@@ -1222,19 +1642,31 @@ def main(argv: list[str] | None = None) -> int:
     if uses_native:
         build_native(s)
     uses_liburing = any("liburing" in CONTENDERS[w] for w in s.workloads)
-    # The PyPI contender and the plot's library, when the registry has wheels for them.
-    install_missing(s, ["liburing", "matplotlib"] if uses_liburing else ["matplotlib"])
+    uses_aio = any(w.startswith("aio-") for w in s.workloads)
+    # The PyPI contender, the plot's library and the async rivals, when the registry has
+    # wheels for them.
+    install_missing(
+        s,
+        (["liburing"] if uses_liburing else [])
+        + ["matplotlib"]
+        + (list(AIO_PACKAGES) if uses_aio else []),
+    )
     if uses_liburing:
         find_liburing(s)
-    needs_cached = {"read-cached", "overhead"} & set(s.workloads)
+    if uses_aio:
+        find_aio(s)
+    needs_cached = {"read-cached", "overhead", "aio-read-cached"} & set(s.workloads)
     if needs_cached:
         ensure_file(s.cached_file, CACHED_SIZE)
         warm(s.cached_file)
-    if "read-direct" in s.workloads:
-        ensure_file(s.direct_file, DIRECT_SIZE)
-        why = direct_supported(s.direct_file)
-        if why:
-            s.skipped["read-direct"] = why
+    for direct_workload in ("read-direct", "aio-read-direct"):
+        if direct_workload in s.workloads:
+            ensure_file(s.direct_file, DIRECT_SIZE)
+            why = direct_supported(s.direct_file)
+            if why:
+                s.skipped[direct_workload] = why
+    if "aio-small-files" in s.workloads:
+        ensure_small_files(s.small_dir)
     for name, why in s.skipped.items():
         log(f"skipping {name}: {why}")
     log(
@@ -1265,6 +1697,10 @@ def main(argv: list[str] | None = None) -> int:
             "echo_connections": ECHO_CONNECTIONS,
             "echo_message_bytes": ECHO_MESSAGE,
             "echo_client": "native" if s.native else "python",
+            "aio_tasks": {w: list(s.aio_tasks(w)) for w in AIO_TASKS},
+            "aio_concurrency": AIO_CONCURRENCY,
+            "small_files": {"dir": str(s.small_dir), "count": SMALL_FILES, "size": SMALL_FILE_SIZE},
+            "aio_echo_message_bytes": AIO_ECHO_MESSAGE,
         },
         "skipped": s.skipped,
         "measurements": measurements,
@@ -1279,17 +1715,17 @@ def main(argv: list[str] | None = None) -> int:
     report["elapsed_seconds"] = round(time.perf_counter() - started, 1)
 
     s.out.mkdir(parents=True, exist_ok=True)
-    (s.out / "latest.json").write_text(json.dumps(report, indent=1) + "\n")
+    (s.out / f"{s.name}.json").write_text(json.dumps(report, indent=1) + "\n")
     text = markdown(report)
-    (s.out / "latest.md").write_text(text)
-    why_not = plot(report, s.out / "latest.png")
+    (s.out / f"{s.name}.md").write_text(text)
+    why_not = plot(report, s.out / f"{s.name}.png")
     print(text)
     if why_not:
         log(why_not)
-    log(f"wrote {s.out / 'latest.json'}, latest.md" + ("" if why_not else ", latest.png"))
+    log(f"wrote {s.out / s.name}.json, {s.name}.md" + ("" if why_not else f", {s.name}.png"))
     failed = sum(1 for m in measurements if not m.get("ok"))
     if failed:
-        log(f"{failed} measurement(s) failed; see latest.md")
+        log(f"{failed} measurement(s) failed; see {s.name}.md")
     return 1 if failed else 0
 
 

@@ -478,3 +478,64 @@ def test_strace_log_is_counted_inside_the_window_only() -> None:
     )
     counts = deep_queues.count_calls(log, 11.0, 1.0)
     assert counts == {"brk": 2, "mmap": 1, "munmap": 1, "brk_shrink": 1}
+
+
+AIO_WORKLOADS = ("aio-read-cached", "aio-read-direct", "aio-small-files", "aio-echo")
+
+
+def test_quick_async_run_reports_every_contender_and_target(tmp_path: Path) -> None:
+    """A quick run of issue 13's async workloads measures each contender that can run here (at
+    1 and 64 tasks for the reads), says why for each that cannot, and lists every target."""
+    run = load_run_module()
+    proc = subprocess.run(
+        [
+            *(sys.executable, str(RUN), "--quick", "--only", ",".join(AIO_WORKLOADS)),
+            *("--no-install", "--rounds", "1", "--seconds", "0.2", "--out", str(tmp_path)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((tmp_path / "latest.json").read_text())
+    assert report["settings"]["workloads"] == list(AIO_WORKLOADS)
+    assert report["settings"]["aio_tasks"]["aio-read-cached"] == [1, 64]
+    skipped = report["skipped"]
+    if "aio-read-direct" in skipped:  # only when the file system refuses O_DIRECT
+        assert "O_DIRECT" in skipped["aio-read-direct"]
+
+    measured: dict[str, set[tuple[str, Any]]] = {}
+    for m in report["measurements"]:
+        assert m["ok"], m
+        assert m["ops"] > 0 and m["ops_per_sec"] > 0 and m["cpu_us_per_op"] > 0, m
+        measured.setdefault(m["workload"], set()).add((m["contender"], m["params"].get("tasks")))
+    for workload in AIO_WORKLOADS:
+        if workload in skipped:
+            continue
+        for contender in run.CONTENDERS[workload]:
+            if contender in skipped:
+                assert skipped[contender], contender  # a reason, not an empty string
+                continue
+            if workload in run.AIO_TASKS:
+                expected = {(contender, 1), (contender, 64)}
+            else:
+                expected = {(contender, None)}
+            assert expected <= measured[workload], (workload, contender)
+    # The ring on asyncio runs whatever else is missing: it is what the targets are about.
+    assert ("century_ring.aio asyncio", 64) in measured["aio-read-cached"]
+    assert ("century_ring.aio asyncio", None) in measured["aio-small-files"]
+
+    labels = [t["label"] for t in report["targets"]]
+    assert len(labels) == 10 and all(label.startswith("aio-") for label in labels)
+    assert sum(label.startswith("aio-echo") for label in labels) == 3  # one per loop
+    pairs = {t.label: (t.numerator[0], t.denominator[0]) for t in run.TARGETS}
+    for t in report["targets"]:
+        if t["ratio"] is None:
+            # Not measured: one of its two contenders could not run, and the report says why.
+            assert t["met"] is None
+            assert any(name in skipped for name in pairs[t["label"]]), t
+        else:
+            assert t["ratio"] > 0 and isinstance(t["met"], bool)
+    text = (tmp_path / "latest.md").read_text()
+    assert "## aio-read-cached:" in text and "## aio-small-files:" in text
+    assert "aio-read-cached 64 tasks: century_ring.aio asyncio / aiofiles" in text
