@@ -29,6 +29,7 @@ import anyio.to_thread
 from century_ring._century_ring import AT_FDCWD, CompletionEvent, StatxResult
 from century_ring.aio._current import current_ring
 from century_ring.aio._errors import RingClosedError
+from century_ring.aio._file import _close_fd, open_file
 from century_ring.enums import FileOpenFlag, FileOpenMode
 
 if TYPE_CHECKING:
@@ -147,15 +148,6 @@ def _check_newline(newline: str | None) -> None:
         raise TypeError(f"newline must be str or None, not {type(newline).__name__}")
     if newline not in (None, "", "\n", "\r", "\r\n"):
         raise ValueError(f"illegal newline value: {newline}")
-
-
-async def _close(ring: AsyncRing, fd: int) -> None:
-    """Close ``fd`` whatever happens to the task: shielded, and without the ring if it closed."""
-    with anyio.CancelScope(shield=True):
-        try:
-            await ring.close(fd)
-        except RingClosedError:
-            os.close(fd)
 
 
 async def _write_all(ring: AsyncRing, fd: int, data: memoryview, filename: str) -> None:
@@ -749,7 +741,7 @@ class Path:
             ).result
         finally:
             if fd >= 0:
-                await _close(ring, fd)
+                await _close_fd(ring, fd)
 
     # -- Directory listings ------------------------------------------------------------------
 
@@ -839,9 +831,6 @@ class Path:
         Use ``async with path.open("rb") as f:``, or ``f = await path.open("rb")`` as with
         ``anyio.Path.open`` (then close it with ``await f.aclose()``).
         """
-        # Imported here: Path's other methods do not need the file layer.
-        from century_ring.aio._file import open_file
-
         return open_file(self._path, mode, buffering, encoding, errors, newline)
 
     async def read_bytes(self) -> bytes:
@@ -917,7 +906,7 @@ class Path:
                 want = min(max(total, _MIN_CHUNK), _MAX_CHUNK)
         finally:
             if fd >= 0:
-                await _close(ring, fd)
+                await _close_fd(ring, fd)
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     async def read_text(
@@ -960,7 +949,7 @@ class Path:
             await _write_all(ring, fd, produce(), name)
         finally:
             if fd >= 0:
-                await _close(ring, fd)
+                await _close_fd(ring, fd)
 
     async def write_bytes(self, data: Buffer) -> int:
         """Replace the file's contents with ``data`` (created with mode ``0o666`` minus the
