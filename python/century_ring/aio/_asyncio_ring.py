@@ -44,7 +44,11 @@ class AsyncioRing(AsyncRing):
         self._submit_scheduled = False
         #: Tasks cancelled again after an operation completed despite their cancellation.
         self._cancel_again: weakref.WeakSet[asyncio.Task[object]] = weakref.WeakSet()
-        loop.add_reader(io_uring.fileno(), self._reap)
+        self._attach()
+
+    def _attach(self) -> None:
+        """Have the loop reap whenever the ring's descriptor is readable."""
+        self._loop.add_reader(self._io_uring.fileno(), self._reap)
 
     def _schedule_submit(self) -> None:
         if not self._submit_scheduled:

@@ -81,6 +81,12 @@ def _close_with_loop(loop: asyncio.AbstractEventLoop, ring: AsyncioRing) -> None
         weakref.finalize(loop, ring.ring.close)
 
 
+def _share_as_current(loop: asyncio.AbstractEventLoop, ring: AsyncioRing) -> None:
+    """Make ``ring`` what :func:`current_ring` returns on ``loop``; for a loop that owns its
+    ring (``century_ring.asyncio``'s) and closes it itself."""
+    _asyncio_rings[loop] = ring
+
+
 def current_ring() -> AsyncRing:
     """The ring of the running event loop, made on first use.
 

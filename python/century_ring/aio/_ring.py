@@ -188,21 +188,24 @@ class AsyncRing(AsyncOperations):
 
     def _reap(self) -> None:
         """Hand every completion waiting in the ring to its waiter."""
-        waiters = self._waiters
         for event in self._io_uring.get_completion_entries():
-            user_data = event.user_data
-            waiter = waiters.pop(user_data, None)
-            if waiter is None:
-                if user_data in self._ignored:
-                    self._ignored.discard(user_data)
-                else:
-                    self._unclaimed[user_data] = event
-            elif isinstance(waiter, MultishotState):
-                if event.more:
-                    waiters[user_data] = waiter
-                waiter.deliver(event)
+            self._dispatch(event)
+
+    def _dispatch(self, event: CompletionEvent) -> None:
+        """Hand one completion to its waiter (or keep it for whoever claims it)."""
+        user_data = event.user_data
+        waiter = self._waiters.pop(user_data, None)
+        if waiter is None:
+            if user_data in self._ignored:
+                self._ignored.discard(user_data)
             else:
-                self._deliver(waiter, event)
+                self._unclaimed[user_data] = event
+        elif isinstance(waiter, MultishotState):
+            if event.more:
+                self._waiters[user_data] = waiter
+            waiter.deliver(event)
+        else:
+            self._deliver(waiter, event)
 
     def _deliver(self, waiter: object, event: CompletionEvent) -> None:
         """Wake a single-shot waiter with its completion."""
