@@ -1,0 +1,217 @@
+"""The event loop: asyncio's own loop machinery, waiting in and doing its I/O through a ring.
+
+:class:`EventLoop` keeps asyncio's Unix loop (run pass, handles, timers, transports, servers,
+signals, subprocesses) and replaces what sits under it: the selector is
+:class:`~._selector.RingSelector` (so the loop waits in ``io_uring_enter``, which also submits
+everything queued during the pass), and the ``sock_*`` coroutines are ring operations, whose
+cancellation cancels the kernel's operation and keeps what completed anyway, as
+:mod:`century_ring.aio` does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from asyncio import base_events
+from typing import TYPE_CHECKING, Any
+
+from century_ring._century_ring import BufferRing, make_io_ring
+from century_ring.aio._asyncio_ring import AsyncioRing
+from century_ring.aio._current import _share_as_current
+from century_ring.asyncio._selector import RingSelector
+from century_ring.asyncio._transport import RingSocketTransport
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
+
+__all__ = ["EventLoop"]
+
+#: Submission queue entries: room for one pass of a busy server before it must submit early.
+_ENTRIES = 1024
+
+#: The buffer ring transports receive into: its group id, buffers, and each buffer's size.
+_RECEIVE_GROUP = 0
+_RECEIVE_BUFFERS = 128
+_RECEIVE_BUFFER_SIZE = 65536
+
+#: accept4() flags: asyncio's sockets are non-blocking and not inherited by child processes.
+_ACCEPT_FLAGS = socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC
+
+
+class _LoopRing(AsyncioRing):
+    """The ring of :class:`EventLoop`, which waits in it: nothing to watch, nothing to
+    schedule, submission happens when the loop is about to wait."""
+
+    __slots__ = ("_selector",)
+
+    def __init__(self, selector: RingSelector, loop: EventLoop) -> None:
+        self._selector = selector
+        super().__init__(selector._io_uring, loop)
+
+    def _attach(self) -> None:
+        pass
+
+    def _detach(self) -> None:
+        pass
+
+    def _schedule_submit(self) -> None:
+        pass
+
+    def _reap(self) -> None:
+        self._selector.reap()
+
+
+def _check_socket(loop: EventLoop, sock: socket.socket) -> None:
+    base_events._check_ssl_socket(sock)  # type: ignore[attr-defined]
+    if loop.get_debug() and sock.gettimeout() != 0:
+        raise ValueError("the socket must be non-blocking")
+
+
+class EventLoop(asyncio.SelectorEventLoop):
+    """An asyncio event loop on io_uring.
+
+    A drop-in for the standard loop: ``asyncio.run(main(), loop_factory=new_event_loop)``
+    (Python 3.12+), ``asyncio.Runner(loop_factory=new_event_loop)`` (3.11+),
+    :func:`century_ring.asyncio.run`, or :class:`EventLoopPolicy`. On this loop,
+    :func:`century_ring.aio.current_ring` is the loop's own ring, so awaited ring operations
+    share its submissions.
+
+    :raises OSError: The system refuses io_uring (see :func:`new_event_loop`, which falls back
+        to the standard loop).
+    """
+
+    def __init__(self) -> None:
+        selector = RingSelector(make_io_ring(entries=_ENTRIES))
+        super().__init__(selector)
+        self._ring_selector = selector
+        self._ring = _LoopRing(selector, self)
+        selector.dispatch = self._ring._dispatch
+        self._receive_buffers: BufferRing | None = None
+        self._multishot_receive = True
+        _share_as_current(self, self._ring)
+
+    def _make_socket_transport(
+        self,
+        sock: socket.socket,
+        protocol: asyncio.BaseProtocol,
+        waiter: asyncio.Future[None] | None = None,
+        *,
+        extra: dict[str, Any] | None = None,
+        server: asyncio.Server | None = None,
+    ) -> RingSocketTransport:
+        self._ensure_fd_no_transport(sock)  # type: ignore[attr-defined]
+        return RingSocketTransport(self, sock, protocol, waiter, extra, server)
+
+    def _queue_receive(self, fd: int) -> int:
+        """Queue a transport's receive: multishot on the loop's buffer ring where the kernel
+        has both (Linux 6.0), else one receive of up to a buffer's size, queued again by the
+        transport after each completion."""
+        ring = self._ring.ring
+        if self._receive_buffers is None and self._multishot_receive:
+            try:
+                self._receive_buffers = ring.register_buffer_ring(
+                    _RECEIVE_GROUP, _RECEIVE_BUFFERS, _RECEIVE_BUFFER_SIZE
+                )
+            except (NotImplementedError, OSError):
+                self._multishot_receive = False
+        if self._multishot_receive:
+            try:
+                return ring.prep_recv(fd, 0, buffer_group=self._receive_buffers, multishot=True)
+            except NotImplementedError:
+                self._multishot_receive = False
+        return ring.prep_recv(fd, _RECEIVE_BUFFER_SIZE)
+
+    def close(self) -> None:
+        if self.is_running():
+            raise RuntimeError("Cannot close a running event loop")
+        if self.is_closed():
+            return
+        try:
+            super().close()
+        finally:
+            # Closing the ring cancels whatever is still in flight and waits for it.
+            self._ring._closing = True
+            self._ring.ring.close()
+
+    async def sock_recv(self, sock: socket.socket, n: int) -> bytes:
+        _check_socket(self, sock)
+        buffer = (await self._ring.recv(sock.fileno(), n)).buffer
+        return buffer if buffer is not None else b""
+
+    async def sock_recv_into(self, sock: socket.socket, buf: Buffer) -> int:
+        _check_socket(self, sock)
+        return (await self._ring.recv_into(sock.fileno(), buf)).result
+
+    async def sock_recvfrom(self, sock: socket.socket, bufsize: int) -> tuple[bytes, Any]:
+        _check_socket(self, sock)
+        event = await self._ring.recvfrom(sock.fileno(), bufsize)
+        return event.buffer or b"", event.extra
+
+    async def sock_recvfrom_into(
+        self, sock: socket.socket, buf: Buffer, nbytes: int = 0
+    ) -> tuple[int, Any]:
+        _check_socket(self, sock)
+        view = memoryview(buf).cast("B")
+        size = nbytes or view.nbytes
+        if size > view.nbytes:
+            raise ValueError("nbytes is greater than the length of the buffer")
+        event = await self._ring.recvfrom(sock.fileno(), size)
+        data = event.buffer or b""
+        view[: len(data)] = data
+        return len(data), event.extra
+
+    async def sock_sendall(self, sock: socket.socket, data: Buffer) -> None:
+        _check_socket(self, sock)
+        total = memoryview(data).nbytes
+        sent = 0
+        while sent < total:
+            # The ring holds ``data`` (no copy) until each send completes.
+            event = await self._ring.send(
+                sock.fileno(),
+                data,
+                total - sent,
+                sent,
+                socket.MSG_NOSIGNAL,
+                copy=False,
+            )
+            sent += event.result
+
+    async def sock_sendto(self, sock: socket.socket, data: Buffer, address: Any) -> int:
+        _check_socket(self, sock)
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            resolved = await self._ensure_resolved(  # type: ignore[attr-defined]
+                address, family=sock.family, type=sock.type, proto=sock.proto, loop=self
+            )
+            address = resolved[0][4]
+        return (await self._ring.sendto(sock.fileno(), data, address)).result
+
+    async def sock_connect(self, sock: socket.socket, address: Any) -> None:
+        _check_socket(self, sock)
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            resolved = await self._ensure_resolved(  # type: ignore[attr-defined]
+                address, family=sock.family, type=sock.type, proto=sock.proto, loop=self
+            )
+            address = resolved[0][4]
+        ring = self._ring
+        if ring._cancel_pending():
+            await ring._checkpoint()
+        # Submitted at once, not with the pass: the standard loop has sent the SYN before the
+        # coroutine first yields, and code that then blocks (a test's listener.accept()) relies
+        # on it.
+        user_data = ring.ring.prep_connect(sock.fileno(), address)
+        ring.ring.submit()
+        await ring._complete(user_data, "connect")
+
+    async def sock_accept(self, sock: socket.socket) -> tuple[socket.socket, Any]:
+        _check_socket(self, sock)
+        event = await self._ring.accept(sock.fileno(), _ACCEPT_FLAGS, peer_address=True)
+        # No await between the completion and here: the socket owns the descriptor before a
+        # cancellation can land.
+        try:
+            conn = socket.socket(sock.family, sock.type, sock.proto, fileno=event.result)
+        except BaseException:
+            os.close(event.result)
+            raise
+        conn.setblocking(False)
+        return conn, event.extra

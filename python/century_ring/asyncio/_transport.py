@@ -1,0 +1,436 @@
+"""Stream socket transports whose data moves by completions, not readiness.
+
+A connection's receive is one multishot ``recv`` on the loop's buffer ring: each arrival is a
+completion carrying the bytes, handed straight to ``protocol.data_received`` (or copied into
+``get_buffer()`` for a :class:`asyncio.BufferedProtocol`). A write becomes a ``send`` that owns
+its bytes until its completion; while one is in flight, later writes queue behind it and go
+out together when it completes, so a busy connection makes one send per loop pass.
+
+A descriptor number is only ever closed after every operation queued on it has completed:
+``connection_lost`` waits for the final completions of the receive (cancelled) and of the send
+in flight, so no queued operation can reach a number the process has reused.
+"""
+
+from __future__ import annotations
+
+import collections
+import errno
+import logging
+import os
+import socket
+import warnings
+from asyncio import base_events, constants, futures, protocols, transports, trsock
+from typing import TYPE_CHECKING, Any
+
+from century_ring._century_ring import CompletionEvent
+
+if TYPE_CHECKING:
+    from century_ring.asyncio._loop import EventLoop
+
+__all__ = ["RingSocketTransport"]
+
+logger = logging.getLogger("asyncio")
+
+#: Held in the receive queue while reading is paused: the peer's end of stream.
+_EOF = b""
+
+
+class RingSocketTransport(transports._FlowControlMixin, transports.Transport):
+    """A TCP or Unix stream socket's transport on :class:`~century_ring.asyncio.EventLoop`."""
+
+    if TYPE_CHECKING:  # asyncio's own, which typeshed leaves out
+        _extra: dict[str, Any]
+
+        def _maybe_pause_protocol(self) -> None: ...
+        def _maybe_resume_protocol(self) -> None: ...
+
+    _start_tls_compatible = True
+    _sendfile_compatible = constants._SendfileMode.TRY_NATIVE
+
+    def __init__(
+        self,
+        loop: EventLoop,
+        sock: socket.socket,
+        protocol: protocols.BaseProtocol,
+        waiter: futures.Future[None] | None = None,
+        extra: dict[str, Any] | None = None,
+        server: base_events.Server | None = None,
+    ) -> None:
+        super().__init__(extra, loop)
+        self._loop: EventLoop = loop
+        self._extra["socket"] = trsock.TransportSocket(sock)
+        try:
+            self._extra["sockname"] = sock.getsockname()
+        except OSError:
+            self._extra["sockname"] = None
+        if "peername" not in self._extra:
+            try:
+                self._extra["peername"] = sock.getpeername()
+            except OSError:
+                self._extra["peername"] = None
+        self._sock: socket.socket | None = sock
+        self._sock_fd = sock.fileno()
+        self._ring = loop._ring.ring
+        self._completions = loop._ring_selector
+        self._server = server
+        self._protocol_connected = False
+        self.set_protocol(protocol)
+        self._closing = False
+        self._lost_scheduled = False
+        self._conn_lost = 0
+        self._paused = False
+        self._eof = False
+        #: The receive in flight, and what arrived while reading was paused.
+        self._receive: int | None = None
+        self._held: collections.deque[bytes] = collections.deque()
+        #: The send in flight: its bytes, how far the kernel has taken them; then what waits.
+        self._send: int | None = None
+        self._sending = b""
+        self._sent = 0
+        self._queued: list[bytes] = []
+        self._queued_size = 0
+        self._empty_waiter: futures.Future[None] | None = None
+        if server is not None:
+            server._attach()  # type: ignore[attr-defined]
+        loop._transports[self._sock_fd] = self  # type: ignore[attr-defined]
+        base_events._set_nodelay(sock)  # type: ignore[attr-defined]
+        loop.call_soon(self._protocol.connection_made, self)
+        loop.call_soon(self._start_receiving)
+        if waiter is not None:
+            loop.call_soon(futures._set_result_unless_cancelled, waiter, None)  # type: ignore[attr-defined]
+
+    def __repr__(self) -> str:
+        state = "closed" if self._sock is None else "closing" if self._closing else "open"
+        return f"<{type(self).__name__} fd={self._sock_fd} {state}>"
+
+    def __del__(self, _warn: Any = warnings.warn) -> None:
+        if self._sock is not None:
+            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
+            self._sock.close()
+
+    # -- the protocol ------------------------------------------------------------------------
+
+    def set_protocol(self, protocol: protocols.BaseProtocol) -> None:
+        self._buffered = isinstance(protocol, protocols.BufferedProtocol)
+        self._protocol = protocol
+        self._protocol_connected = True
+
+    def get_protocol(self) -> protocols.BaseProtocol:
+        return self._protocol
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    # -- receiving ---------------------------------------------------------------------------
+
+    def is_reading(self) -> bool:
+        return not self._paused and not self._closing
+
+    def pause_reading(self) -> None:
+        if self._closing or self._paused:
+            return
+        self._paused = True
+        self._stop_receiving()
+        if self._loop.get_debug():
+            logger.debug("%r pauses reading", self)
+
+    def resume_reading(self) -> None:
+        if self._closing or not self._paused:
+            return
+        self._paused = False
+        if self._held:
+            self._loop.call_soon(self._deliver_held)
+        else:
+            self._start_receiving()
+        if self._loop.get_debug():
+            logger.debug("%r resumes reading", self)
+
+    def _start_receiving(self) -> None:
+        if self._closing or self._paused or self._receive is not None or self._sock is None:
+            return
+        self._receive = self._loop._queue_receive(self._sock_fd)
+        self._completions.on_completion(self._receive, self._received)
+
+    def _stop_receiving(self) -> None:
+        if self._receive is not None:
+            self._completions.ignore(self._ring.prep_cancel(self._receive))
+
+    def _received(self, event: CompletionEvent) -> None:
+        if not event.more:
+            self._receive = None
+        result = event.result
+        if result > 0:
+            provided = event.provided_buffer
+            if provided is not None:
+                data = provided.tobytes()
+                provided.release()
+            else:
+                data = event.buffer or b""
+            if self._paused or self._held or self._closing:
+                if not self._closing:
+                    self._held.append(data)
+            else:
+                self._deliver(data)
+        elif result == 0:
+            if self._closing:
+                self._maybe_lost()
+            elif self._paused or self._held:
+                self._held.append(_EOF)
+            else:
+                self._read_eof()
+            return
+        elif result != -errno.ECANCELED and result != -errno.ENOBUFS:
+            self._fatal_error(
+                OSError(-result, os.strerror(-result)), "Fatal read error on socket transport"
+            )
+            return
+        if self._receive is None:
+            if self._closing:
+                self._maybe_lost()
+            elif not self._paused and not self._held:
+                self._start_receiving()
+
+    def _deliver_held(self) -> None:
+        held = self._held
+        while held and not self._paused and not self._closing:
+            data = held.popleft()
+            if data is _EOF:
+                self._read_eof()
+                return
+            self._deliver(data)
+        if not held and not self._paused:
+            self._start_receiving()
+
+    def _deliver(self, data: bytes) -> None:
+        try:
+            if self._buffered:
+                self._deliver_into_buffers(data)
+            else:
+                self._protocol.data_received(data)  # type: ignore[attr-defined]
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            if self._buffered:
+                self._fatal_error(exc, "Fatal error: protocol.buffer_updated() call failed.")
+            else:
+                self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
+
+    def _deliver_into_buffers(self, data: bytes) -> None:
+        protocol: protocols.BufferedProtocol = self._protocol  # type: ignore[assignment]
+        view = memoryview(data)
+        while view:
+            try:
+                buffer = memoryview(protocol.get_buffer(len(view))).cast("B")
+                if not buffer:
+                    raise RuntimeError("get_buffer() returned an empty buffer")
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(exc, "Fatal error: protocol.get_buffer() call failed.")
+                return
+            count = min(len(buffer), len(view))
+            buffer[:count] = view[:count]
+            view = view[count:]
+            protocol.buffer_updated(count)
+            if view and (self._paused or self._closing):
+                # Paused by buffer_updated(): the rest waits for resume_reading().
+                if not self._closing:
+                    self._held.appendleft(view.tobytes())
+                return
+
+    def _read_eof(self) -> None:
+        if self._loop.get_debug():
+            logger.debug("%r received EOF", self)
+        try:
+            keep_open = self._protocol.eof_received()  # type: ignore[attr-defined]
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal error: protocol.eof_received() call failed.")
+            return
+        if not keep_open:
+            self.close()
+
+    # -- sending -----------------------------------------------------------------------------
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(
+                f"data argument must be a bytes-like object, not {type(data).__name__!r}"
+            )
+        if self._eof:
+            raise RuntimeError("Cannot call write() after write_eof()")
+        if self._empty_waiter is not None:
+            raise RuntimeError("unable to write; sendfile is in progress")
+        if not data:
+            return
+        if self._conn_lost:
+            if self._conn_lost >= constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES:
+                logger.warning("socket.send() raised exception.")
+            self._conn_lost += 1
+            return
+        # The caller may change a mutable buffer as soon as write() returns.
+        chunk = data if isinstance(data, bytes) else bytes(data)
+        if self._send is None:
+            self._start_send(chunk)
+        else:
+            self._queued.append(chunk)
+            self._queued_size += len(chunk)
+        self._maybe_pause_protocol()
+
+    def _start_send(self, data: bytes) -> None:
+        self._sending = data
+        self._sent = 0
+        self._queue_send()
+
+    def _queue_send(self) -> None:
+        data = self._sending
+        # The ring holds ``data`` (no copy) until the completion.
+        self._send = self._ring.prep_send(
+            self._sock_fd,
+            data,
+            len(data) - self._sent,
+            self._sent,
+            socket.MSG_NOSIGNAL,
+            copy=False,
+        )
+        self._completions.on_completion(self._send, self._sent_some)
+
+    def _sent_some(self, event: CompletionEvent) -> None:
+        self._send = None
+        if self._aborted:
+            self._sending = b""
+            self._maybe_lost()
+            return
+        result = event.result
+        if result < 0:
+            self._sending = b""
+            self._queued.clear()
+            self._queued_size = 0
+            if result == -errno.ECANCELED and self._conn_lost:
+                self._maybe_lost()
+                return
+            self._fatal_error(
+                OSError(-result, os.strerror(-result)), "Fatal write error on socket transport"
+            )
+            return
+        self._sent += result
+        if self._sent < len(self._sending):
+            self._queue_send()
+            return
+        if self._queued:
+            queued = self._queued
+            data = queued[0] if len(queued) == 1 else b"".join(queued)
+            queued.clear()
+            self._queued_size = 0
+            self._start_send(data)
+        else:
+            self._sending = b""
+            self._sent = 0
+        self._maybe_resume_protocol()
+        if self._send is None:
+            self._drained()
+
+    def _drained(self) -> None:
+        """Everything written has been taken by the kernel."""
+        if self._empty_waiter is not None:
+            self._empty_waiter.set_result(None)
+        if self._closing:
+            self._maybe_lost()
+        elif self._eof and self._sock is not None:
+            self._sock.shutdown(socket.SHUT_WR)
+
+    def get_write_buffer_size(self) -> int:
+        return len(self._sending) - self._sent + self._queued_size
+
+    def write_eof(self) -> None:
+        if self._closing or self._eof:
+            return
+        self._eof = True
+        if self._send is None and self._sock is not None:
+            self._sock.shutdown(socket.SHUT_WR)
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def _make_empty_waiter(self) -> futures.Future[None]:
+        if self._empty_waiter is not None:
+            raise RuntimeError("Empty waiter is already set")
+        self._empty_waiter = self._loop.create_future()
+        if self._send is None:
+            self._empty_waiter.set_result(None)
+        return self._empty_waiter
+
+    def _reset_empty_waiter(self) -> None:
+        self._empty_waiter = None
+
+    # -- closing -----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        self._held.clear()
+        self._stop_receiving()
+        if self._send is None:
+            self._conn_lost += 1
+        self._maybe_lost()
+
+    def abort(self) -> None:
+        self._force_close(None)
+
+    def _fatal_error(self, exc: BaseException, message: str = "Fatal error on transport") -> None:
+        if isinstance(exc, OSError):
+            if self._loop.get_debug():
+                logger.debug("%r: %s", self, message, exc_info=True)
+        else:
+            self._loop.call_exception_handler(
+                {
+                    "message": message,
+                    "exception": exc,
+                    "transport": self,
+                    "protocol": self._protocol,
+                }
+            )
+        self._force_close(exc)
+
+    def _force_close(self, exc: BaseException | None) -> None:
+        if self._conn_lost and self._lost_scheduled:
+            return
+        self._aborted = True
+        self._queued.clear()
+        self._queued_size = 0
+        if self._send is not None:
+            self._completions.ignore(self._ring.prep_cancel(self._send))
+        self._closing = True
+        self._held.clear()
+        self._stop_receiving()
+        self._conn_lost += 1
+        self._lost_exc = exc
+        self._maybe_lost()
+
+    _lost_exc: BaseException | None = None
+    _aborted = False
+
+    def _maybe_lost(self) -> None:
+        """Schedule ``connection_lost`` once closing and no operation is left in flight."""
+        if self._lost_scheduled or self._receive is not None or self._send is not None:
+            return
+        if not self._conn_lost:
+            self._conn_lost += 1
+        self._lost_scheduled = True
+        self._loop.call_soon(self._call_connection_lost, self._lost_exc)
+
+    def _call_connection_lost(self, exc: BaseException | None) -> None:
+        try:
+            if self._protocol_connected:
+                self._protocol.connection_lost(exc)  # type: ignore[arg-type]
+        finally:
+            if self._sock is not None:
+                self._sock.close()
+                self._sock = None
+            self._protocol = None  # type: ignore[assignment]
+            server = self._server
+            if server is not None:
+                server._detach()  # type: ignore[attr-defined]
+                self._server = None
