@@ -11,8 +11,10 @@ cancellation cancels the kernel's operation and keeps what completed anyway, as
 from __future__ import annotations
 
 import asyncio
+import collections
 import os
 import socket
+import weakref
 from asyncio import base_events
 from typing import TYPE_CHECKING, Any
 
@@ -68,6 +70,46 @@ def _check_socket(loop: EventLoop, sock: socket.socket) -> None:
         raise ValueError("the socket must be non-blocking")
 
 
+class _KeptResults:
+    """What ``sock_*`` calls received although their task was cancelled, by socket.
+
+    When the kernel completes a receive or an accept that the task's cancellation came too
+    late to stop, the result is kept here and the cancellation raised; the next call on that
+    socket returns it first. So a cancelled ``sock_recv`` loses no bytes and a cancelled
+    ``sock_accept`` no connection, as if they had stayed in the kernel's queue.
+    """
+
+    def __init__(self, ring: AsyncioRing) -> None:
+        self._ring = ring
+        self._kept: weakref.WeakKeyDictionary[socket.socket, collections.deque[Any]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    async def land_cancellation(self, sock: socket.socket, result: Any) -> None:
+        """Keep ``result`` and raise the task's cancellation, if the operation that gave it
+        completed after the task was cancelled."""
+        if self._ring._cancel_pending():
+            if result != b"":  # an end of stream stays in the socket for the next call
+                self._kept.setdefault(sock, collections.deque()).append(result)
+            await self._ring._checkpoint()
+
+    def take(self, sock: socket.socket) -> Any:
+        kept = self._kept.get(sock)
+        if not kept:
+            return None
+        result = kept.popleft()
+        if not kept:
+            del self._kept[sock]
+        return result
+
+    def take_bytes(self, sock: socket.socket, most: int) -> bytes | None:
+        data: bytes | None = self.take(sock)
+        if data is not None and len(data) > most:
+            self._kept.setdefault(sock, collections.deque()).appendleft(data[most:])
+            data = data[:most]
+        return data
+
+
 class EventLoop(asyncio.SelectorEventLoop):
     """An asyncio event loop on io_uring.
 
@@ -82,13 +124,20 @@ class EventLoop(asyncio.SelectorEventLoop):
     """
 
     def __init__(self) -> None:
-        selector = RingSelector(make_io_ring(entries=_ENTRIES))
+        try:
+            io_uring = make_io_ring(entries=_ENTRIES)
+        except BaseException:
+            # asyncio's __del__ asks a loop whether it is closed: this one never opened.
+            self._closed = True
+            raise
+        selector = RingSelector(io_uring)
         super().__init__(selector)
         self._ring_selector = selector
         self._ring = _LoopRing(selector, self)
         selector.dispatch = self._ring._dispatch
         self._receive_buffers: BufferRing | None = None
         self._multishot_receive = True
+        self._kept = _KeptResults(self._ring)
         _share_as_current(self, self._ring)
 
     def _make_socket_transport(
@@ -136,30 +185,45 @@ class EventLoop(asyncio.SelectorEventLoop):
 
     async def sock_recv(self, sock: socket.socket, n: int) -> bytes:
         _check_socket(self, sock)
-        buffer = (await self._ring.recv(sock.fileno(), n)).buffer
-        return buffer if buffer is not None else b""
+        kept = self._kept.take_bytes(sock, n)
+        if kept is not None:
+            return kept
+        data = (await self._ring.recv(sock.fileno(), n)).buffer or b""
+        await self._kept.land_cancellation(sock, data)
+        return data
 
     async def sock_recv_into(self, sock: socket.socket, buf: Buffer) -> int:
         _check_socket(self, sock)
-        return (await self._ring.recv_into(sock.fileno(), buf)).result
+        view = memoryview(buf).cast("B")
+        kept = self._kept.take_bytes(sock, view.nbytes)
+        if kept is not None:
+            view[: len(kept)] = kept
+            return len(kept)
+        count = (await self._ring.recv_into(sock.fileno(), view)).result
+        await self._kept.land_cancellation(sock, bytes(view[:count]))
+        return count
 
     async def sock_recvfrom(self, sock: socket.socket, bufsize: int) -> tuple[bytes, Any]:
         _check_socket(self, sock)
+        kept = self._kept.take(sock)
+        if kept is not None:
+            data, address = kept
+            return data[:bufsize], address
         event = await self._ring.recvfrom(sock.fileno(), bufsize)
-        return event.buffer or b"", event.extra
+        datagram = (event.buffer or b"", event.extra)
+        await self._kept.land_cancellation(sock, datagram)
+        return datagram
 
     async def sock_recvfrom_into(
         self, sock: socket.socket, buf: Buffer, nbytes: int = 0
     ) -> tuple[int, Any]:
-        _check_socket(self, sock)
         view = memoryview(buf).cast("B")
         size = nbytes or view.nbytes
         if size > view.nbytes:
             raise ValueError("nbytes is greater than the length of the buffer")
-        event = await self._ring.recvfrom(sock.fileno(), size)
-        data = event.buffer or b""
+        data, address = await self.sock_recvfrom(sock, size)
         view[: len(data)] = data
-        return len(data), event.extra
+        return len(data), address
 
     async def sock_sendall(self, sock: socket.socket, data: Buffer) -> None:
         _check_socket(self, sock)
@@ -205,6 +269,9 @@ class EventLoop(asyncio.SelectorEventLoop):
 
     async def sock_accept(self, sock: socket.socket) -> tuple[socket.socket, Any]:
         _check_socket(self, sock)
+        kept = self._kept.take(sock)
+        if kept is not None:
+            return kept  # type: ignore[no-any-return]
         event = await self._ring.accept(sock.fileno(), _ACCEPT_FLAGS, peer_address=True)
         # No await between the completion and here: the socket owns the descriptor before a
         # cancellation can land.
@@ -214,4 +281,6 @@ class EventLoop(asyncio.SelectorEventLoop):
             os.close(event.result)
             raise
         conn.setblocking(False)
-        return conn, event.extra
+        accepted = (conn, event.extra)
+        await self._kept.land_cancellation(sock, accepted)
+        return accepted
