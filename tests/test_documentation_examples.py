@@ -681,7 +681,7 @@ def test_the_readme_examples_say_what_they_print() -> None:
     """Each of the README's examples states its output in a comment, which test_example_runs
     checks."""
     examples = [b for b in RUN if b.path == "README.md"]
-    assert len(examples) == 2
+    assert len(examples) == 3
     for example in examples:
         prints, _ = expectations(ast.parse(example.code), example.code)
         assert prints, example.name

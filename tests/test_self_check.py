@@ -59,6 +59,17 @@ def test_self_check_awaits_operations_on_asyncio_and_trio(tmp_dir: Path) -> None
     assert proc.stdout.count("none left in flight") == 2
 
 
+def test_self_check_echoes_through_the_io_uring_event_loop(tmp_dir: Path) -> None:
+    """It runs an echo server and client on century_ring.asyncio's loop, sharing its ring."""
+    proc = run_self_check(tmp_dir)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (
+        "echo through the loop's transports: b'echoed by a protocol on century_ring.asyncio'"
+        in (proc.stdout)
+    )
+    assert "century_ring.aio shares the loop's ring: nop result 0" in proc.stdout
+
+
 def test_self_check_without_anyio_says_how_to_get_the_async_layer(tmp_dir: Path) -> None:
     """Where anyio is missing, the sync checks still pass and the async part says what to
     install."""
@@ -71,7 +82,7 @@ def test_self_check_without_anyio_says_how_to_get_the_async_layer(tmp_dir: Path)
         [sys.executable, "-c", code], cwd=tmp_dir, capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "pip install 'century-ring[aio]'" in proc.stdout
+    assert proc.stdout.count("pip install 'century-ring[aio]'") == 2
 
 
 def test_self_check_leaves_no_temporary_files(tmp_dir: Path) -> None:

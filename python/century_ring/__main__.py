@@ -3,7 +3,8 @@
 Prints the kernel and io_uring status, which operations this kernel supports, and then runs a
 file round trip and a loopback TCP round trip through a ring, each step with its result, and the
 same through :mod:`century_ring.aio` on asyncio (and on trio when it is installed): awaited
-operations, and a read cancelled while the kernel holds it. Exits with status 1, and says why,
+operations, and a read cancelled while the kernel holds it; then an echo on
+:mod:`century_ring.asyncio`'s event loop. Exits with status 1, and says why,
 when io_uring is unavailable or a step fails.
 """
 
@@ -199,6 +200,60 @@ def _async_round_trips() -> None:
         anyio.run(_async_steps, backend, backend=backend)
 
 
+async def _event_loop_steps() -> None:
+    """An echo through the loop's own transports, and the loop's ring shared with
+    century_ring.aio."""
+    import asyncio
+
+    from century_ring.aio import current_ring
+    from century_ring.asyncio import EventLoop
+
+    loop = asyncio.get_running_loop()
+    if not isinstance(loop, EventLoop):
+        raise CheckFailed(f"century_ring.asyncio.run ran on {type(loop).__name__}")
+
+    class Echo(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport: asyncio.Transport = transport  # type: ignore[assignment]
+
+        def data_received(self, data: bytes) -> None:
+            self.transport.write(data)
+
+    server = await loop.create_server(Echo, "127.0.0.1", 0)
+    try:
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        payload = b"echoed by a protocol on century_ring.asyncio"
+        started = time.perf_counter()
+        writer.write(payload)
+        echoed = await reader.readexactly(len(payload))
+        elapsed_us = (time.perf_counter() - started) * 1e6
+        writer.close()
+        await writer.wait_closed()
+    finally:
+        server.close()
+        await server.wait_closed()
+    if echoed != payload:
+        raise CheckFailed(f"the loop's echo returned {echoed!r}")
+    print(f"  echo through the loop's transports: {echoed!r} ({elapsed_us:.0f} µs)")
+    ring = current_ring()
+    if ring.ring.fileno() != loop._ring.ring.fileno():
+        raise CheckFailed("century_ring.aio.current_ring() is not the loop's own ring")
+    print(f"  century_ring.aio shares the loop's ring: nop result {(await ring.nop()).result}")
+
+
+def _event_loop_round_trip() -> None:
+    print("\nThe asyncio event loop on io_uring (century_ring.asyncio):")
+    try:
+        import anyio  # noqa: F401
+    except ImportError:
+        print("  skipped: anyio is not installed (pip install 'century-ring[aio]')")
+        return
+    import century_ring.asyncio
+
+    century_ring.asyncio.run(_event_loop_steps())
+
+
 def main() -> int:
     uname = platform.uname()
     print("Century Ring self-check")
@@ -221,6 +276,7 @@ def main() -> int:
             _zero_copy_reads(ring)
             _timed_wait(ring)
             _async_round_trips()
+            _event_loop_round_trip()
         except (CheckFailed, OSError) as error:
             print(f"\nSelf-check FAILED: {error}", file=sys.stderr)
             return 1

@@ -40,6 +40,8 @@ class RingSocketTransport(transports._FlowControlMixin, transports.Transport):
 
     if TYPE_CHECKING:  # asyncio's own, which typeshed leaves out
         _extra: dict[str, Any]
+        _high_water: int
+        _protocol_paused: bool
 
         def _maybe_pause_protocol(self) -> None: ...
         def _maybe_resume_protocol(self) -> None: ...
@@ -72,6 +74,9 @@ class RingSocketTransport(transports._FlowControlMixin, transports.Transport):
         self._sock_fd = sock.fileno()
         self._ring = loop._ring.ring
         self._completions = loop._ring_selector
+        self._handlers = self._completions._handlers
+        #: Bound once: a send's completion handler, registered once per send.
+        self._sent_some_handler = self._sent_some
         self._server = server
         self._protocol_connected = False
         self.set_protocol(protocol)
@@ -156,7 +161,8 @@ class RingSocketTransport(transports._FlowControlMixin, transports.Transport):
             self._completions.ignore(self._ring.prep_cancel(self._receive))
 
     def _received(self, event: CompletionEvent) -> None:
-        if not event.more:
+        more = event.more
+        if not more:
             self._receive = None
         result = event.result
         if result > 0:
@@ -169,8 +175,19 @@ class RingSocketTransport(transports._FlowControlMixin, transports.Transport):
             if self._paused or self._held or self._closing:
                 if not self._closing:
                     self._held.append(data)
-            else:
+            elif self._buffered:
                 self._deliver(data)
+            else:
+                # The common case, written out: this runs once per message received.
+                try:
+                    self._protocol.data_received(data)  # type: ignore[attr-defined]
+                except (SystemExit, KeyboardInterrupt):
+                    raise
+                except BaseException as exc:
+                    self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
+                    return
+            if more:
+                return
         elif result == 0:
             if self._closing:
                 self._maybe_lost()
@@ -254,6 +271,23 @@ class RingSocketTransport(transports._FlowControlMixin, transports.Transport):
     # -- sending -----------------------------------------------------------------------------
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
+        if (
+            type(data) is bytes
+            and data
+            and self._send is None
+            and not (self._eof or self._conn_lost or self._empty_waiter is not None)
+        ):
+            # The common case, written out: nothing in flight, so this send goes out with
+            # this pass.
+            self._sending = data
+            self._sent = 0
+            self._send = send = self._ring.prep_send(
+                self._sock_fd, data, None, None, socket.MSG_NOSIGNAL, copy=False
+            )
+            self._handlers[send] = self._sent_some_handler
+            if len(data) > self._high_water:
+                self._maybe_pause_protocol()
+            return
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(
                 f"data argument must be a bytes-like object, not {type(data).__name__!r}"
@@ -294,10 +328,18 @@ class RingSocketTransport(transports._FlowControlMixin, transports.Transport):
             socket.MSG_NOSIGNAL,
             copy=False,
         )
-        self._completions.on_completion(self._send, self._sent_some)
+        self._handlers[self._send] = self._sent_some_handler
 
     def _sent_some(self, event: CompletionEvent) -> None:
         self._send = None
+        if event.result == len(self._sending) - self._sent and not self._queued:
+            # The common case, written out: all of it went, and nothing waits behind it.
+            self._sending = b""
+            if self._protocol_paused:
+                self._maybe_resume_protocol()
+            if self._closing or self._eof or self._empty_waiter is not None:
+                self._drained()
+            return
         if self._aborted:
             self._sending = b""
             self._maybe_lost()
