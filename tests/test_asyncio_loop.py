@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import random
 import signal
@@ -125,6 +126,11 @@ def test_closing_a_loop_with_operations_in_flight_cancels_them() -> None:
 
 @contextlib.contextmanager
 def io_uring_disabled() -> Iterator[None]:
+    if os.environ.get("CENTURY_RING_TEST_SYSCTL") != "1":
+        pytest.skip(
+            "flips a machine-wide sysctl for a moment, which breaks io_uring for every other "
+            "process meanwhile; set CENTURY_RING_TEST_SYSCTL=1 to run it (CI does)"
+        )
     knob = Path("/proc/sys/kernel/io_uring_disabled")
     try:
         before = knob.read_text()
@@ -154,6 +160,41 @@ def test_strict_new_event_loop_raises_where_io_uring_is_refused() -> None:
             warnings.simplefilter("error")
             with pytest.raises(PermissionError, match="io_uring_disabled"):
                 century_ring.asyncio.new_event_loop(strict=True)
+
+
+def refuse_rings(monkeypatch: pytest.MonkeyPatch, code: int) -> None:
+    """Make the loop's ring fail as io_uring_setup does with ``code``."""
+
+    def refused(**options: object) -> None:
+        raise OSError(code, f"io_uring_setup failed: {os.strerror(code)}")
+
+    monkeypatch.setattr("century_ring.asyncio._loop.make_io_ring", refused)
+
+
+@pytest.mark.parametrize("code", [errno.EPERM, errno.EACCES, errno.ENOSYS])
+def test_a_seccomp_refusal_falls_back_and_strict_raises(
+    monkeypatch: pytest.MonkeyPatch, code: int
+) -> None:
+    refuse_rings(monkeypatch, code)
+    with pytest.warns(RuntimeWarning, match=os.strerror(code)):
+        loop = century_ring.asyncio.new_event_loop()
+    loop.close()
+    assert type(loop) is asyncio.SelectorEventLoop
+    with pytest.raises(OSError) as raised:
+        century_ring.asyncio.new_event_loop(strict=True)
+    assert raised.value.errno == code
+
+
+@pytest.mark.parametrize("code", [errno.ENOMEM, errno.EMFILE])
+def test_running_out_of_resources_is_raised_not_hidden_by_the_fallback(
+    monkeypatch: pytest.MonkeyPatch, code: int
+) -> None:
+    refuse_rings(monkeypatch, code)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(OSError) as raised:
+            century_ring.asyncio.new_event_loop()
+    assert raised.value.errno == code
 
 
 def test_ctrl_c_stops_a_program_waiting_in_the_ring() -> None:
