@@ -102,8 +102,6 @@ class RingSelector(BaseSelector):
         self._to_arm: set[int] = set()
         #: ``user_data`` -> what its completion is handed to (kept while ``more`` says so).
         self._handlers: dict[int, Callable[[CompletionEvent], None]] = {}
-        #: Completions reaped but not yet handed over when a handler raised.
-        self._left: list[CompletionEvent] = []
         #: Readiness reaped outside ``select()`` (while the ring drained), for the next one.
         self._ready: dict[int, int] = {}
         self._map = _Keys(self._keys)
@@ -195,29 +193,13 @@ class RingSelector(BaseSelector):
         self._removed.add(user_data)
 
     def reap(self) -> None:
-        """Take every completion off the ring: polls become readiness, handlers are called,
-        the rest are dispatched."""
-        if self._left:
-            batch, self._left = self._left, []
-            self._hand_over(batch)
-        self._hand_over(self._io_uring.get_completion_entries())
-
-    def _hand_over(self, batch: list[CompletionEvent]) -> None:
+        """Take every completion off the ring: handlers are called (by the ring, in order),
+        polls become readiness, the rest are dispatched."""
         polls = self._polls
-        handlers = self._handlers
-        for index, event in enumerate(batch):
+        # A handler that raises (KeyboardInterrupt out of a protocol) leaves the completions
+        # after its own in the ring, for the next call.
+        for event in self._io_uring._reap_to(self._handlers):
             user_data = event.user_data
-            handler = handlers.pop(user_data, None)
-            if handler is not None:
-                if event.more:
-                    handlers[user_data] = handler
-                try:
-                    handler(event)
-                except BaseException:
-                    # KeyboardInterrupt out of a protocol: what is left is handed over next.
-                    self._left = batch[index + 1 :]
-                    raise
-                continue
             fd = polls.pop(user_data, None)
             if fd is not None:
                 del self._armed[fd]
@@ -235,7 +217,6 @@ class RingSelector(BaseSelector):
     def close(self) -> None:
         self._keys.clear()
         self._handlers.clear()
-        self._left.clear()
         self._armed.clear()
         self._polls.clear()
         self._to_arm.clear()
