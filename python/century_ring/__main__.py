@@ -10,6 +10,7 @@ when io_uring is unavailable or a step fails.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import platform
 import socket
@@ -200,11 +201,19 @@ def _async_round_trips() -> None:
         anyio.run(_async_steps, backend, backend=backend)
 
 
+class _Echo(asyncio.Protocol):
+    """Writes back what it receives."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: asyncio.Transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.transport.write(data)
+
+
 async def _event_loop_steps() -> None:
     """An echo through the loop's own transports, and the loop's ring shared with
     century_ring.aio."""
-    import asyncio
-
     from century_ring.aio import current_ring
     from century_ring.asyncio import EventLoop
 
@@ -212,14 +221,7 @@ async def _event_loop_steps() -> None:
     if not isinstance(loop, EventLoop):
         raise CheckFailed(f"century_ring.asyncio.run ran on {type(loop).__name__}")
 
-    class Echo(asyncio.Protocol):
-        def connection_made(self, transport: asyncio.BaseTransport) -> None:
-            self.transport: asyncio.Transport = transport  # type: ignore[assignment]
-
-        def data_received(self, data: bytes) -> None:
-            self.transport.write(data)
-
-    server = await loop.create_server(Echo, "127.0.0.1", 0)
+    server = await loop.create_server(_Echo, "127.0.0.1", 0)
     try:
         port = server.sockets[0].getsockname()[1]
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
