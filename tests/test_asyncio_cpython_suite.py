@@ -6,7 +6,9 @@ sockets, sendfile), and the rest make their loops with ``asyncio.new_event_loop(
 goes through :class:`century_ring.asyncio.EventLoopPolicy` (streams, SSL, subprocesses, tasks,
 task groups, timeouts, locks, queues, ``wait_for``). Each test below is CPython's, unchanged; a
 failure names the CPython test that failed. Needs the interpreter's ``test`` package (pyenv and
-python.org builds have it; Debian keeps it in ``libpython3-testsuite``).
+python.org builds have it; Debian keeps it in ``libpython3-testsuite``). The suite runs in
+an interpreter of its own, started by tests/test_asyncio_conformance.py; run it by hand with
+``CENTURY_RING_CPYTHON_SUITE=1 python -m pytest tests/test_asyncio_cpython_suite.py``.
 """
 
 from __future__ import annotations
@@ -14,11 +16,20 @@ from __future__ import annotations
 import asyncio
 import importlib
 import inspect
+import os
 import unittest
 from typing import Any, ClassVar
 
 import century_ring.asyncio
 import pytest
+
+if os.environ.get("CENTURY_RING_CPYTHON_SUITE") != "1":
+    # Some of these tests collect garbage in a loop, which takes minutes in a process that
+    # holds the rest of the suite's objects; CPython runs each in a fresh interpreter too.
+    pytest.skip(
+        "run in an interpreter of its own by tests/test_asyncio_conformance.py",
+        allow_module_level=True,
+    )
 
 test_events = pytest.importorskip("test.test_asyncio.test_events", reason="no test package")
 test_sock_lowlevel = pytest.importorskip("test.test_asyncio.test_sock_lowlevel")
