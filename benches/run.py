@@ -4,15 +4,18 @@
     python benches/run.py --quick              # a smoke run of about a minute
     python benches/run.py --only nop,read-cached --rounds 3 --seconds 1
 
-Workloads: nop, read-cached, read-direct, echo, overhead, and the async ones (issue 13):
-aio-read-cached, aio-read-direct, aio-small-files, aio-echo (see benches/README.md). Each
-measurement runs in its own process (benches/workloads.py, benches/aio_workloads.py,
-benches/echo.py, or the native reference in benches/native/); contenders alternate within
-every round and their order rotates from round to round. The report gives medians over rounds,
-and ratios taken pair by pair within a round, then the median of those ratios. Results go to
-OUT/latest.json, OUT/latest.md and OUT/latest.png (OUT/NAME.* with --name NAME; the plot needs
-matplotlib). A missing liburing (the PyPI contender), matplotlib, or (for the async workloads)
-aiofiles, anyio, uvloop or trio is pip-installed as a wheel first, unless --no-install is given.
+Workloads: nop, read-cached, read-direct, echo, overhead, the async ones (issue 13):
+aio-read-cached, aio-read-direct, aio-small-files, aio-echo, and the event loops' (issue 14):
+loop-echo-protocol, loop-echo-streams, loop-echo-sock, loop-http, loop-callbacks (see
+benches/README.md). Each measurement runs in its own process (benches/workloads.py,
+benches/aio_workloads.py, benches/loop_workloads.py, benches/echo.py, or the native reference
+in benches/native/); contenders alternate within every round and their order rotates from round
+to round. The report gives medians over rounds, and ratios taken pair by pair within a round,
+then the median of those ratios. Results go to OUT/latest.json, OUT/latest.md and
+OUT/latest.png (OUT/NAME.* with --name NAME; the plot needs matplotlib). A missing liburing (the
+PyPI contender), matplotlib, (for the async workloads) aiofiles, anyio, uvloop or trio, or (for
+the loop workloads) uvloop, rloop, httptools or uvicorn is pip-installed as a wheel first, and a
+missing wrk apt-get-installed, unless --no-install is given.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ import importlib.util
 import json
 import os
 import platform
+import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -50,6 +55,11 @@ WORKLOADS = (
     "aio-read-direct",
     "aio-small-files",
     "aio-echo",
+    "loop-echo-protocol",
+    "loop-echo-streams",
+    "loop-echo-sock",
+    "loop-http",
+    "loop-callbacks",
 )
 BATCHES = (32, 256)
 # Queue depths per read workload. Page-cached reads go deep (issue 12: freeing whole batches of
@@ -109,6 +119,26 @@ AIO_NEEDS: dict[str, tuple[str, ...]] = {
 }
 AIO_PACKAGES = ("anyio", "aiofiles", "uvloop", "trio")
 
+# The event loops (issue 14): four loops under the same servers and micro-benchmarks
+# (benches/loop_workloads.py), loaded by the native echo-client or wrk.
+LOOP_CONTENDERS = ("century_ring", "uvloop", "asyncio", "rloop")
+#: What each loop needs importable; the name is also its key in Settings.skipped.
+LOOP_NEEDS = {"century_ring": "century_ring.asyncio", "uvloop": "uvloop", "rloop": "rloop"}
+LOOP_PACKAGES = ("uvloop", "rloop", "httptools", "uvicorn")
+#: The echo workloads and the server kind loop_workloads.py runs for each.
+LOOP_ECHO = {
+    "loop-echo-protocol": "protocol",
+    "loop-echo-streams": "streams",
+    "loop-echo-sock": "sock",
+}
+LOOP_SIZES = (1024, 10240, 102400)
+LOOP_CONNECTIONS = (1, 16, 64)
+#: The one echo setting of loop-echo-sock, and of the other two in a quick run.
+LOOP_HEADLINE = {"size": 1024, "conns": 64}
+LOOP_HTTP_SERVERS = ("httptools", "uvicorn")
+LOOP_HTTP_CONNECTIONS = 64
+LOOP_BENCHES = ("call_soon", "call_later", "sleep0", "tasks")
+
 # What the table calls each contender, per workload.
 CONTENDERS: dict[str, tuple[str, ...]] = {
     "nop": ("century_ring", "native", "liburing"),
@@ -127,6 +157,10 @@ CONTENDERS: dict[str, tuple[str, ...]] = {
     "aio-read-direct": (*AIO_RING, *AIO_FILE_RIVALS),
     "aio-small-files": (*AIO_RING, "century_ring.aio open_file", *AIO_FILE_RIVALS),
     "aio-echo": (*AIO_ECHO_RING, *AIO_ECHO_ANYIO),
+    # native: the native reference's echo-server, beside the loops (a reference, not a target).
+    **{workload: (*LOOP_CONTENDERS, "native") for workload in LOOP_ECHO},
+    "loop-http": LOOP_CONTENDERS,
+    "loop-callbacks": LOOP_CONTENDERS,
 }
 # Contenders that do one read at a time whatever the queue depth: measured once per round
 # (next to the QD 32 group) and compared with century_ring at every depth.
@@ -138,12 +172,15 @@ CENTURY_RING = ("century_ring", "century_ring kept")
 
 @dataclass(frozen=True)
 class Target:
-    """One of issue 3's, 12's or 13's targets: a same-run ratio and the bound it must meet."""
+    """One of issue 3's, 12's, 13's or 14's targets: a same-run ratio and the bound it must
+    meet."""
 
     label: str
     workload: str
-    numerator: tuple[str, dict[str, int]]
-    denominator: tuple[str, dict[str, int]]
+    # Parameters are ints (batch, qd, tasks, size, conns) or names (loop-http's server,
+    # loop-callbacks' bench).
+    numerator: tuple[str, dict[str, Any]]
+    denominator: tuple[str, dict[str, Any]]
     metric: str
     op: str  # ">=" or "<="
     bound: float
@@ -153,12 +190,16 @@ class Target:
 
     def reference(
         self,
-    ) -> tuple[tuple[str, dict[str, int]], tuple[str, dict[str, int]]] | None:
+    ) -> tuple[tuple[str, dict[str, Any]], tuple[str, dict[str, Any]]] | None:
         """The native reference in century_ring's place: what no interpreter at all reaches
         against the same baseline (for one contender at two depths, the native reference at
         those depths), or None when the baseline is the native reference itself, and for the
-        async workloads, which have no native reference."""
-        if self.denominator[0] == "native" or self.workload.startswith("aio-"):
+        async, HTTP and callback workloads, which have no native reference."""
+        if (
+            self.denominator[0] == "native"
+            or self.workload.startswith("aio-")
+            or self.workload in ("loop-http", "loop-callbacks")
+        ):
             return None
         if self.numerator[0] == self.denominator[0]:
             return ("native", self.numerator[1]), ("native", self.denominator[1])
@@ -297,6 +338,62 @@ TARGETS = (
         )
         for loop in LOOPS
     ),
+    # Issue 14: century_ring.asyncio's loop against uvloop (and asyncio's own loop), same code.
+    Target(
+        "loop-echo-protocol 1 KiB, 64 conns: century_ring / uvloop, messages/s (aim 1.5)",
+        "loop-echo-protocol",
+        ("century_ring", LOOP_HEADLINE),
+        ("uvloop", LOOP_HEADLINE),
+        "ops_per_sec",
+        ">=",
+        1.3,
+    ),
+    Target(
+        "loop-echo-streams 1 KiB, 64 conns: century_ring / uvloop, messages/s",
+        "loop-echo-streams",
+        ("century_ring", LOOP_HEADLINE),
+        ("uvloop", LOOP_HEADLINE),
+        "ops_per_sec",
+        ">=",
+        1.2,
+    ),
+    Target(
+        "loop-echo-protocol 100 KiB, 64 conns: century_ring / uvloop, messages/s",
+        "loop-echo-protocol",
+        ("century_ring", {"size": 102400, "conns": 64}),
+        ("uvloop", {"size": 102400, "conns": 64}),
+        "ops_per_sec",
+        ">=",
+        1.0,
+    ),
+    *(
+        Target(
+            f"loop-http {server}: century_ring / uvloop, requests/s",
+            "loop-http",
+            ("century_ring", {"server": server}),
+            ("uvloop", {"server": server}),
+            "ops_per_sec",
+            ">=",
+            1.2,
+        )
+        for server in LOOP_HTTP_SERVERS
+    ),
+    *(
+        Target(
+            f"{workload} {size >> 10} KiB, {conns} conn{'s' * (conns > 1)}: "
+            "century_ring / asyncio, messages/s",
+            workload,
+            ("century_ring", {"size": size, "conns": conns}),
+            ("asyncio", {"size": size, "conns": conns}),
+            "ops_per_sec",
+            ">=",
+            3.0,
+        )
+        for workload in LOOP_ECHO
+        for size in LOOP_SIZES
+        for conns in LOOP_CONNECTIONS
+        if workload != "loop-echo-sock" or {"size": size, "conns": conns} == LOOP_HEADLINE
+    ),
 )
 
 
@@ -313,6 +410,8 @@ class Settings:
     rounds: int
     seconds: float
     echo_seconds: float
+    #: seconds per measurement of the loop workloads (their servers' load, and callbacks)
+    loop_seconds: float
     out: Path
     data_dir: Path
     quick: bool
@@ -324,6 +423,8 @@ class Settings:
     install_failures: dict[str, str] = field(default_factory=dict)
     native: bool = False
     liburing: bool = False
+    #: the wrk that loads loop-http's servers, once found or installed
+    wrk: str | None = None
 
     @property
     def cached_file(self) -> Path:
@@ -340,6 +441,13 @@ class Settings:
     def aio_tasks(self, workload: str) -> tuple[int, ...]:
         """The task counts of an async read workload (fewer in a quick run)."""
         return AIO_QUICK_TASKS if self.quick else AIO_TASKS[workload]
+
+    def loop_echo_grid(self, workload: str) -> list[dict[str, int]]:
+        """The (size, conns) settings of a loop echo workload: the whole grid, or the headline
+        setting alone for loop-echo-sock and in a quick run."""
+        if self.quick or workload == "loop-echo-sock":
+            return [dict(LOOP_HEADLINE)]
+        return [{"size": s, "conns": c} for s in LOOP_SIZES for c in LOOP_CONNECTIONS]
 
 
 def parse_args(argv: list[str] | None) -> Settings:
@@ -358,6 +466,12 @@ def parse_args(argv: list[str] | None) -> Settings:
         "--echo-seconds", type=float, help="seconds per echo measurement (default 5; quick 2)"
     )
     parser.add_argument(
+        "--loop-seconds",
+        type=float,
+        help="seconds per measurement of the loop-* workloads (default 1; wrk rounds to whole "
+        "seconds)",
+    )
+    parser.add_argument(
         "--out", type=Path, default=BENCHES / "results", help="output directory (benches/results)"
     )
     parser.add_argument(
@@ -374,7 +488,8 @@ def parse_args(argv: list[str] | None) -> Settings:
     parser.add_argument(
         "--no-install",
         action="store_true",
-        help="do not pip-install a missing liburing or matplotlib (they are then skipped)",
+        help="do not pip-install a missing package, nor apt-get-install wrk (they are then "
+        "skipped)",
     )
     args = parser.parse_args(argv)
     workloads = WORKLOADS
@@ -389,13 +504,15 @@ def parse_args(argv: list[str] | None) -> Settings:
     echo_seconds = args.echo_seconds
     if echo_seconds is None:
         echo_seconds = 2.0 if args.quick else 5.0
-    if rounds < 1 or seconds <= 0 or echo_seconds <= 0:
-        parser.error("--rounds, --seconds and --echo-seconds must be positive")
+    loop_seconds = args.loop_seconds if args.loop_seconds is not None else 1.0
+    if rounds < 1 or seconds <= 0 or echo_seconds <= 0 or loop_seconds <= 0:
+        parser.error("--rounds, --seconds, --echo-seconds and --loop-seconds must be positive")
     return Settings(
         workloads=workloads,
         rounds=rounds,
         seconds=seconds,
         echo_seconds=echo_seconds,
+        loop_seconds=loop_seconds,
         out=args.out,
         data_dir=args.data_dir,
         quick=args.quick,
@@ -552,6 +669,71 @@ def find_aio(settings: Settings) -> None:
             settings.skipped[workload] = "none of its contenders can run"
 
 
+def why_missing(settings: Settings, name: str) -> str:
+    """Why package ``name`` is not there: pip's failure, --no-install, or neither."""
+    failure = settings.install_failures.get(name)
+    if failure is not None:
+        return f"pip could not install {name} ({failure})"
+    if not settings.install:
+        return f"{name} is not installed and --no-install was given"
+    return f"{name} is not importable"
+
+
+def find_loops(settings: Settings) -> None:
+    """Note every event loop that cannot run here (under its LOOP_NEEDS key), and every loop
+    workload that cannot: the echo workloads without the native client, loop-http without wrk
+    or httptools (its uvicorn server alone without uvicorn)."""
+    for contender, module in LOOP_NEEDS.items():
+        if contender == "century_ring":
+            try:
+                import century_ring.asyncio
+
+                century_ring.asyncio.new_event_loop(strict=True).close()
+            except Exception as err:  # a half-written loop, or a system that refuses io_uring
+                settings.skipped[module] = f"century_ring.asyncio's loop cannot run: {err!r}"
+        elif importlib.util.find_spec(module) is None:
+            settings.skipped[module] = why_missing(settings, module)
+    loops = [c for c in LOOP_CONTENDERS if LOOP_NEEDS.get(c) not in settings.skipped]
+    for workload in (w for w in settings.workloads if w.startswith("loop-")):
+        if not loops:
+            settings.skipped[workload] = "none of its event loops can run"
+        elif workload in LOOP_ECHO and not settings.native:
+            settings.skipped[workload] = (
+                "the native echo-client (the load generator) was not built; see native"
+            )
+    if "loop-http" in settings.workloads and "loop-http" not in settings.skipped:
+        if importlib.util.find_spec("httptools") is None:
+            settings.skipped["loop-http"] = why_missing(settings, "httptools")
+        elif importlib.util.find_spec("uvicorn") is None:
+            settings.skipped["loop-http uvicorn"] = why_missing(settings, "uvicorn")
+        why = find_wrk(settings)
+        if why is not None:
+            settings.skipped["loop-http"] = why
+
+
+def find_wrk(settings: Settings) -> str | None:
+    """Find wrk, or apt-get install it (root only, not with --no-install); why not, or None."""
+    settings.wrk = shutil.which("wrk")
+    if settings.wrk is not None:
+        return None
+    if not settings.install:
+        return "wrk is not installed and --no-install was given (apt-get install wrk)"
+    if shutil.which("apt-get") is None or os.geteuid() != 0:
+        return "wrk is not installed, and only root can apt-get install it here"
+    tail = ""
+    install = ["apt-get", "install", "-y", "wrk"]
+    # Once as the package lists stand, and once more after refreshing them.
+    for command in (install, ["apt-get", "update"], install):
+        log(f"installing wrk: {' '.join(command)}")
+        proc = subprocess.run(command, capture_output=True, text=True)
+        settings.wrk = shutil.which("wrk")
+        if settings.wrk is not None:
+            return None
+        if proc.returncode != 0:
+            tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+    return f"apt-get could not install wrk ({tail})"
+
+
 def direct_supported(path: Path) -> str | None:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
@@ -602,11 +784,18 @@ def echo_server_command(impl: str) -> list[str]:
     return [PYTHON, "echo.py", "server", "--impl", impl, *common]
 
 
-def run_echo(impl: str, seconds: float, native_client: bool) -> dict[str, Any]:
-    """One server process (the contender) and one client process; returns both reports."""
+def serve_and_load(
+    name: str, server_command: list[str], load: Any
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Start a server process (the contender), run ``load(port)`` (the client: it returns the
+    client's report) once the server prints ``PORT n``, then close the server's standard input
+    (the end of the load, for benches/loop_workloads.py's servers; the others ignore it) and
+    read the JSON line the server prints when its connections are closed. A load that fails
+    kills the server."""
     server = subprocess.Popen(
-        echo_server_command(impl),
+        server_command,
         cwd=BENCHES,
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -615,19 +804,31 @@ def run_echo(impl: str, seconds: float, native_client: bool) -> dict[str, Any]:
         assert server.stdout is not None
         first = server.stdout.readline().split()
         if len(first) != 2 or first[0] != "PORT":
-            raise MeasurementError(f"the {impl} server did not start: {first}")
-        client = run_json(
-            echo_client_command(first[1], seconds, native_client), timeout=seconds + 60
-        )
+            tail = " | ".join(server.communicate(timeout=10)[1].strip().splitlines()[-3:])
+            raise MeasurementError(f"the {name} server did not start: {first} {tail}")
+        client = load(first[1])
+        # communicate() closes the server's standard input first.
         out, err = server.communicate(timeout=60)
         if server.returncode != 0:
             tail = " | ".join(err.strip().splitlines()[-3:])
-            raise MeasurementError(f"the {impl} server failed: {tail}")
+            raise MeasurementError(f"the {name} server failed: {tail}")
         report = json.loads(out.strip().splitlines()[-1])
+    except subprocess.TimeoutExpired as err:
+        raise MeasurementError(f"the {name} server did not finish: {err}") from err
     finally:
         if server.poll() is None:
             server.kill()
-            server.wait()
+            server.communicate()
+    return client, report
+
+
+def run_echo(impl: str, seconds: float, native_client: bool) -> dict[str, Any]:
+    """One server process (the contender) and one client process; returns both reports."""
+    client, report = serve_and_load(
+        impl,
+        echo_server_command(impl),
+        lambda port: run_json(echo_client_command(port, seconds, native_client), seconds + 60),
+    )
     return {
         "ops": client["round_trips"],
         "seconds": client["seconds"],
@@ -641,6 +842,113 @@ def run_echo(impl: str, seconds: float, native_client: bool) -> dict[str, Any]:
         # when the last connection is up, a moment earlier, and ends when they are closed).
         "server_cpu_share": round(report["cpu_seconds"] / client["seconds"], 3),
     }
+
+
+def secs_loop(s: Settings) -> list[str]:
+    return ["--seconds", str(s.loop_seconds)]
+
+
+def loop_server_command(workload: str, contender: str, params: dict[str, Any]) -> list[str]:
+    """A loop workload's server: benches/loop_workloads.py on the contender's loop, or the
+    native reference's echo-server."""
+    if workload == "loop-http":
+        shape = ["--connections", str(LOOP_HTTP_CONNECTIONS)]
+        kind = params["server"]
+    else:
+        shape = ["--connections", str(params["conns"]), "--size", str(params["size"])]
+        kind = LOOP_ECHO[workload]
+    if contender == "native":
+        return [str(NATIVE_BIN), "echo-server", "--port", "0", *shape]
+    return [PYTHON, "loop_workloads.py", "server", "--kind", kind, "--loop", contender, *shape]
+
+
+def run_wrk(wrk: str, port: str, seconds: float) -> dict[str, Any]:
+    """wrk on one thread with LOOP_HTTP_CONNECTIONS keep-alive connections to ``port`` for
+    ``seconds`` (rounded to whole seconds: wrk takes no fractions); returns its figures in the
+    echo-client's terms, with its CPU time (``RUSAGE_CHILDREN`` grows by it once it is reaped;
+    the server, the only other child, is reaped later)."""
+    duration = max(1, round(seconds))
+    url = f"http://127.0.0.1:{port}/"
+    command = [wrk, "-t1", f"-c{LOOP_HTTP_CONNECTIONS}", f"-d{duration}s", "--timeout", "5s", url]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    try:
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=duration + 60)
+    except subprocess.TimeoutExpired as err:
+        raise MeasurementError(f"timed out: {' '.join(command)}") from err
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out = proc.stdout
+    done = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m|h),", out)
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if proc.returncode != 0 or done is None or rate is None:
+        tail = " | ".join((proc.stderr or out).strip().splitlines()[-3:])
+        raise MeasurementError(f"wrk exit {proc.returncode}: {tail}")
+    scale = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}[done.group(3)]
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if bad is not None:
+        raise MeasurementError(f"wrk: {bad.group(1)} responses were not 2xx or 3xx")
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return {
+        "round_trips": int(done.group(1)),
+        "seconds": float(done.group(2)) * scale,
+        "msgs_per_sec": float(rate.group(1)),
+        "client_cpu_seconds": round(cpu, 6),
+        "socket_errors": (
+            {
+                k: int(v)
+                for k, v in zip(
+                    ("connect", "read", "write", "timeout"), errors.groups(), strict=True
+                )
+            }
+            if errors
+            else {}
+        ),
+    }
+
+
+def run_loop_server(
+    workload: str, contender: str, params: dict[str, Any], s: Settings
+) -> dict[str, Any]:
+    """One measurement of a loop server workload: the contender's server process, loaded by the
+    native echo-client (echo) or wrk (HTTP) for --loop-seconds."""
+    seconds = s.loop_seconds
+    if workload == "loop-http":
+        assert s.wrk is not None
+        wrk = s.wrk
+
+        def load(port: str) -> dict[str, Any]:
+            return run_wrk(wrk, port, seconds)
+
+    else:
+
+        def load(port: str) -> dict[str, Any]:
+            shape = ["--connections", str(params["conns"]), "--size", str(params["size"])]
+            client = [str(NATIVE_BIN), "echo-client", "--port", port, *shape, *secs_loop(s)]
+            return run_json(client, seconds + 60)
+
+    client, report = serve_and_load(
+        contender, loop_server_command(workload, contender, params), load
+    )
+    if not report.get("messages"):
+        raise MeasurementError(f"the {contender} server answered nothing: {report}")
+    record = {
+        "ops": client["round_trips"],
+        "seconds": client["seconds"],
+        "ops_per_sec": client["msgs_per_sec"],
+        "cpu_seconds": report["cpu_seconds"],
+        "cpu_us_per_op": report["cpu_us_per_msg"],
+        "server_messages": report["messages"],
+        "client_cpu_share": round(client["client_cpu_seconds"] / client["seconds"], 3),
+        "server_cpu_share": round(report["cpu_seconds"] / client["seconds"], 3),
+        "client": "wrk" if workload == "loop-http" else "native",
+    }
+    # Connections whose close the loop never reported (the server's window then ended with the
+    # load), and wrk's socket errors, when there were any.
+    if report.get("unclosed"):
+        record["unclosed"] = report["unclosed"]
+    if any(client.get("socket_errors", {}).values()):
+        record["socket_errors"] = client["socket_errors"]
+    return record
 
 
 def aio_command(workload: str, contender: str, params: dict[str, int], s: Settings) -> list[str]:
@@ -669,10 +977,13 @@ def aio_command(workload: str, contender: str, params: dict[str, int], s: Settin
     return [PYTHON, "aio_workloads.py", name, *what, "--loop", loop, "--tasks", str(tasks)]
 
 
-def command(workload: str, contender: str, params: dict[str, int], s: Settings) -> list[str]:
-    """The command line of one measurement (every workload but echo)."""
+def command(workload: str, contender: str, params: dict[str, Any], s: Settings) -> list[str]:
+    """The command line of one measurement (every workload but the echo and HTTP servers)."""
     if workload.startswith("aio-"):
         return aio_command(workload, contender, params, s)
+    if workload == "loop-callbacks":
+        what = ["--bench", params["bench"], "--loop", contender, *secs_loop(s)]
+        return [PYTHON, "loop_workloads.py", "callbacks", *what]
     secs = ["--seconds", str(s.seconds)]
     py = [PYTHON, "workloads.py"]
     native = [str(NATIVE_BIN)]
@@ -705,7 +1016,9 @@ def command(workload: str, contender: str, params: dict[str, int], s: Settings) 
     raise ValueError(f"no command for {contender} in {workload}")
 
 
-def available(contender: str, s: Settings) -> bool:
+def available(contender: str, s: Settings, workload: str = "") -> bool:
+    if workload.startswith("loop-") and contender in LOOP_NEEDS:
+        return LOOP_NEEDS[contender] not in s.skipped
     if contender.startswith("native"):
         return s.native
     if contender == "liburing":
@@ -713,23 +1026,30 @@ def available(contender: str, s: Settings) -> bool:
     return contender not in s.skipped
 
 
-def cases(workload: str, round_index: int, s: Settings) -> list[tuple[str, dict[str, int]]]:
+def cases(workload: str, round_index: int, s: Settings) -> list[tuple[str, dict[str, Any]]]:
     """This round's (contender, params) list, in the order they run.
 
     Within every parameter group each contender runs once; the contenders' order rotates by
     one place from round to round, so none always runs first or right after another.
     """
-    contenders = [c for c in CONTENDERS[workload] if available(c, s)]
+    contenders = [c for c in CONTENDERS[workload] if available(c, s, workload)]
     if not contenders:
         return []
     shift = round_index % len(contenders)
     rotated = contenders[shift:] + contenders[:shift]
     if workload == "nop":
-        groups: list[dict[str, int]] = [{"batch": b} for b in BATCHES]
+        groups: list[dict[str, Any]] = [{"batch": b} for b in BATCHES]
     elif workload in QDS:
         groups = [{"qd": q} for q in QDS[workload]]
     elif workload in AIO_TASKS:
         groups = [{"tasks": t} for t in s.aio_tasks(workload)]
+    elif workload in LOOP_ECHO:
+        groups = s.loop_echo_grid(workload)
+    elif workload == "loop-http":
+        servers = [x for x in LOOP_HTTP_SERVERS if f"loop-http {x}" not in s.skipped]
+        groups = [{"server": x} for x in servers]
+    elif workload == "loop-callbacks":
+        groups = [{"bench": b} for b in LOOP_BENCHES]
     else:
         groups = [{}]
     if round_index % 2:
@@ -778,6 +1098,8 @@ def measure_round(s: Settings, round_index: int, measurements: list[dict[str, An
             try:
                 if workload == "echo":
                     record.update(run_echo(contender, s.echo_seconds, s.native))
+                elif workload in LOOP_ECHO or workload == "loop-http":
+                    record.update(run_loop_server(workload, contender, params, s))
                 else:
                     timeout = s.seconds * 4 + 60
                     result = run_json(command(workload, contender, params, s), timeout)
@@ -805,7 +1127,7 @@ def measure_round(s: Settings, round_index: int, measurements: list[dict[str, An
                 )
 
 
-def key(workload: str, contender: str, params: dict[str, int]) -> tuple[Any, ...]:
+def key(workload: str, contender: str, params: dict[str, Any]) -> tuple[Any, ...]:
     return (workload, contender, tuple(sorted(params.items())))
 
 
@@ -848,7 +1170,7 @@ def summarise(measurements: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 entry[metric] = statistics.median(values)
                 entry[f"{metric}_min"] = min(values)
                 entry[f"{metric}_max"] = max(values)
-        if workload == "echo":
+        if workload == "echo" or workload in LOOP_ECHO or workload == "loop-http":
             entry["client_cpu_share"] = statistics.median(r["client_cpu_share"] for r in runs)
             entry["server_cpu_share"] = statistics.median(
                 r.get("server_cpu_share", 0.0) for r in runs
@@ -860,8 +1182,8 @@ def summarise(measurements: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def pair_ratio(
     table: dict[tuple[Any, ...], dict[int, dict]],
     workload: str,
-    numerator: tuple[str, dict[str, int]],
-    denominator: tuple[str, dict[str, int]],
+    numerator: tuple[str, dict[str, Any]],
+    denominator: tuple[str, dict[str, Any]],
     metric: str,
 ) -> dict[str, Any] | None:
     """Ratios of two contenders' ``metric`` round by round, and their median."""
@@ -922,6 +1244,7 @@ def all_ratios(table: dict[tuple[Any, ...], dict[int, dict]]) -> list[dict[str, 
     pairs.append(("echo", ("native", {}), ("selectors", {}), "ops_per_sec"))
     pairs.append(("echo", ("native", {}), ("selectors", {}), "cpu_us_per_op"))
     pairs += aio_pairs()
+    pairs += loop_pairs()
     found = (pair_ratio(table, *pair) for pair in pairs)
     return [r for r in found if r is not None]
 
@@ -946,13 +1269,43 @@ def aio_pairs() -> list[tuple[str, tuple[str, dict], tuple[str, dict], str]]:
     return pairs
 
 
+def loop_params(workload: str) -> list[dict[str, Any]]:
+    """Every parameter setting a loop workload may have been measured with."""
+    if workload == "loop-echo-sock":
+        return [dict(LOOP_HEADLINE)]
+    if workload in LOOP_ECHO:
+        return [{"size": s, "conns": c} for s in LOOP_SIZES for c in LOOP_CONNECTIONS]
+    if workload == "loop-http":
+        return [{"server": x} for x in LOOP_HTTP_SERVERS]
+    return [{"bench": b} for b in LOOP_BENCHES]
+
+
+def loop_pairs() -> list[tuple[str, tuple[str, dict], tuple[str, dict], str]]:
+    """The loop workloads: century_ring's loop against each other loop and the native server,
+    for every setting."""
+    pairs: list[tuple[str, tuple[str, dict], tuple[str, dict], str]] = []
+    for workload in (w for w in WORKLOADS if w.startswith("loop-")):
+        for p in loop_params(workload):
+            for other in CONTENDERS[workload][1:]:
+                for metric in ("ops_per_sec", "cpu_us_per_op"):
+                    pairs.append((workload, ("century_ring", p), (other, p), metric))
+    return pairs
+
+
 def check_targets(
-    table: dict[tuple[Any, ...], dict[int, dict]], workloads: Iterable[str]
+    table: dict[tuple[Any, ...], dict[int, dict]],
+    workloads: Iterable[str],
+    settings: Settings | None = None,
 ) -> list[dict[str, Any]]:
+    """Every target of the workloads run (with ``settings``, of a loop echo setting the run
+    measures: a quick run has only 1 KiB x 64): met, missed, or not measured."""
     results = []
     for t in TARGETS:
         if t.workload not in workloads:
             continue
+        if settings is not None and t.workload in LOOP_ECHO:
+            if t.numerator[1] not in settings.loop_echo_grid(t.workload):
+                continue
         ratio = pair_ratio(table, t.workload, t.numerator, t.denominator, t.metric)
         entry: dict[str, Any] = {
             "label": t.label,
@@ -970,6 +1323,24 @@ def check_targets(
             entry["native_ratio"] = None if native is None else native["median"]
         results.append(entry)
     return results
+
+
+def loop_versions(s: Settings) -> dict[str, str]:
+    """The versions of the loops and HTTP packages the loop workloads ran, and of wrk."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in ("uvloop", "rloop", "httptools", "uvicorn"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    if s.wrk is not None:
+        proc = subprocess.run([s.wrk, "-v"], capture_output=True, text=True)
+        words = (proc.stdout + proc.stderr).split()
+        if len(words) >= 2 and words[0] == "wrk":
+            found["wrk"] = words[1]
+    return found
 
 
 def machine_info() -> dict[str, Any]:
@@ -1107,8 +1478,14 @@ def markdown(report: dict[str, Any]) -> str:
         ),
         "",
         f"{settings['rounds']} round(s), {settings['seconds']} s per measurement "
-        f"({settings['echo_seconds']} s for echo); medians over rounds. Ratios are taken "
-        "pair by pair within a round, then the median of those ratios.",
+        f"({settings['echo_seconds']} s for echo"
+        + (
+            f", {settings['loop_seconds']} s for the loop workloads"
+            if any(w.startswith("loop-") for w in settings["workloads"])
+            else ""
+        )
+        + "); medians over rounds. Ratios are taken pair by pair within a round, then the "
+        "median of those ratios.",
     ]
     workloads = settings["workloads"]
     if "nop" in workloads:
@@ -1217,9 +1594,10 @@ def markdown(report: dict[str, Any]) -> str:
                 if metric in m:
                     out.append(f"| {metric} | {m[metric]:.1f} |")
     out += aio_markdown(report, medians)
+    out += loop_markdown(report, medians)
     out += [
         "",
-        "## Targets (issues 3, 12 and 13)",
+        "## Targets (issues 3, 12, 13 and 14)",
         "",
         "| target | ratio (median) | range over rounds | bound | met | native in its place |",
         "|---|---|---|---|---|---|",
@@ -1360,6 +1738,142 @@ def aio_markdown(report: dict[str, Any], medians: dict[tuple[Any, ...], Any]) ->
     return out
 
 
+def ratio_text(report: dict[str, Any], workload: str, params: dict[str, Any], other: str) -> str:
+    """century_ring's same-round ratio of ops/s to ``other``'s: median (range), or n/a."""
+    for r in report["ratios"]:
+        if (
+            r["workload"] == workload
+            and r["metric"] == "ops_per_sec"
+            and r["numerator"] == {"contender": "century_ring", "params": params}
+            and r["denominator"] == {"contender": other, "params": params}
+        ):
+            return f"{r['median']:.2f}x ({r['min']:.2f}-{r['max']:.2f})"
+    return "n/a"
+
+
+def loop_markdown(report: dict[str, Any], medians: dict[tuple[Any, ...], Any]) -> list[str]:
+    """The loop workloads' tables: each loop's ops/s (server CPU µs per op), the native server
+    beside the echo rows, century_ring's same-round ratios to uvloop and asyncio, and the
+    highest CPU share of the load generator in the row (near 100%: it set the pace)."""
+    settings = report["settings"]
+    workloads = [w for w in settings["workloads"] if w.startswith("loop-")]
+    skipped = report["skipped"]
+    out: list[str] = []
+    if not workloads:
+        return out
+    loops = list(LOOP_CONTENDERS)
+    ratio_heads = ["century_ring / uvloop", "century_ring / asyncio"]
+    versions = settings.get("loop_versions", {})
+    out += [
+        "",
+        "## The event loops (issue 14)",
+        "",
+        f"{settings.get('loop_seconds')} s per measurement. century_ring is "
+        "`century_ring.asyncio.new_event_loop(strict=True)`, uvloop `uvloop.new_event_loop()`, "
+        "asyncio `asyncio.SelectorEventLoop()`, rloop `rloop.new_event_loop()`; the same server "
+        "code runs on each (benches/loop_workloads.py). Server CPU is `getrusage` of the server "
+        "process from the moment all connections were up to the last close, divided by the "
+        "messages (requests) it answered."
+        + (
+            " Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()) + "."
+            if versions
+            else ""
+        ),
+    ]
+
+    def shares(workload: str, params: dict[str, Any], contenders: Iterable[str]) -> str:
+        found = [
+            m["client_cpu_share"]
+            for c in contenders
+            if (m := medians.get(key(workload, c, params))) and "client_cpu_share" in m
+        ]
+        return f"{max(found):.0%}" if found else "n/a"
+
+    titles = {
+        "loop-echo-protocol": "echo on `asyncio.Protocol` (`data_received` -> `transport.write`)",
+        "loop-echo-streams": "echo on `asyncio.start_server` (`readexactly`, `write`, `drain`)",
+        "loop-echo-sock": "echo on `sock_accept`, `sock_recv_into`, `sock_sendall`",
+    }
+    for workload, title in titles.items():
+        if workload not in workloads or workload in skipped:
+            continue
+        cols = [*loops, "native"]
+        head = ["size", "conns", *cols, *ratio_heads, "client CPU (max)"]
+        out += ["", f"### {workload}: {title}, messages/s (server CPU µs per message)", ""]
+        out += ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+        for p in loop_params(workload):
+            if not any(medians.get(key(workload, c, p)) for c in cols):
+                continue
+            row = [f"{p['size'] >> 10} KiB", str(p["conns"])]
+            row += [cell(medians.get(key(workload, c, p)), True) for c in cols]
+            row += [ratio_text(report, workload, p, other) for other in ("uvloop", "asyncio")]
+            row.append(shares(workload, p, cols))
+            out.append("| " + " | ".join(row) + " |")
+    if "loop-http" in workloads and "loop-http" not in skipped:
+        head = ["server", *loops, *ratio_heads, "wrk CPU (max)"]
+        out += [
+            "",
+            f"### loop-http: HTTP/1.1 keep-alive, `wrk -t1 -c{LOOP_HTTP_CONNECTIONS}`, "
+            "requests/s (server CPU µs per request)",
+            "",
+            "| " + " | ".join(head) + " |",
+            "|---" * len(head) + "|",
+        ]
+        for p in loop_params("loop-http"):
+            if f"loop-http {p['server']}" in skipped:
+                continue
+            row = [p["server"]]
+            row += [cell(medians.get(key("loop-http", c, p)), True) for c in loops]
+            row += [ratio_text(report, "loop-http", p, other) for other in ("uvloop", "asyncio")]
+            row.append(shares("loop-http", p, loops))
+            out.append("| " + " | ".join(row) + " |")
+        out += [
+            "",
+            "httptools: `asyncio.Protocol` + `httptools.HttpRequestParser`, a fixed 13-byte "
+            'response; uvicorn: a tiny ASGI app, `uvicorn.Config(app, loop="none", '
+            'http="httptools")`, `server.serve()` on the contender\'s loop.',
+        ]
+    if "loop-callbacks" in workloads and "loop-callbacks" not in skipped:
+        head = ["benchmark", *loops, *ratio_heads]
+        out += ["", "### loop-callbacks: operations/s (CPU µs per operation), in one process", ""]
+        out += ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+        for p in loop_params("loop-callbacks"):
+            row = [p["bench"]]
+            row += [cell(medians.get(key("loop-callbacks", c, p)), True) for c in loops]
+            row += [ratio_text(report, "loop-callbacks", p, o) for o in ("uvloop", "asyncio")]
+            out.append("| " + " | ".join(row) + " |")
+        out += [
+            "",
+            "call_soon, call_later: batches of 1000 `loop.call_soon(cb)` / `loop.call_later(0, "
+            "cb)`, the task awaiting a future the batch's last callback resolves; sleep0: one "
+            "task looping `await asyncio.sleep(0)`; tasks: batches of 1000 "
+            "`loop.create_task(noop())`, each awaited.",
+        ]
+    unclosed = [
+        m
+        for m in report["measurements"]
+        if m.get("ok") and m["workload"] in workloads and m.get("unclosed")
+    ]
+    if unclosed:
+        who = sorted({m["contender"] for m in unclosed})
+        out += [
+            "",
+            f"Lost closes: in {len(unclosed)} measurement(s) ({', '.join(who)}) the loop never "
+            "reported the close of some connections (up to "
+            f"{max(m['unclosed'] for m in unclosed)}); the server's window then ended when the "
+            "load generator exited.",
+        ]
+    out += [
+        "",
+        "The load generators are native: the native reference's echo-client (one thread, one "
+        "ring, one message in flight per connection) and wrk (one thread); *client CPU* is the "
+        "highest CPU share the load generator had in the row: near 100% means it, not the "
+        "server, set the pace. native is the native reference's echo-server (Rust, no "
+        "interpreter): what any server gets from this client on this machine.",
+    ]
+    return out
+
+
 def aio_panels(
     report: dict[str, Any],
     axes: Any,
@@ -1419,6 +1933,37 @@ def aio_panels(
     axes[3].set_ylabel("round trips/s")
 
 
+def loop_panels(
+    report: dict[str, Any], axes: Any, medians: dict[tuple[Any, ...], Any], bars: Any
+) -> None:
+    """The loop workloads' row of the plot: bars per loop for each echo setting, for the sock
+    echo and the HTTP servers, and for the micro-benchmarks."""
+
+    def groups(workload: str, label: Any) -> list[tuple[str, list[tuple[str, Any]]]]:
+        found = []
+        for p in loop_params(workload):
+            items = [(c, medians.get(key(workload, c, p))) for c in CONTENDERS[workload]]
+            items = [(c, m) for c, m in items if m]
+            if items:
+                found.append((label(p), items))
+        return found
+
+    def echo_label(p: dict[str, Any]) -> str:
+        return f"{p['size'] >> 10}K x{p['conns']}"
+
+    for ax, workload in zip(axes[:2], ("loop-echo-protocol", "loop-echo-streams"), strict=True):
+        title = f"{workload}: messages/s by size x connections"
+        bars(ax, title, groups(workload, echo_label), labels=False, log=True)
+        ax.set_ylabel("round trips/s (log scale)")
+        ax.tick_params(axis="x", labelsize=7)
+    mixed = groups("loop-echo-sock", lambda p: "sock echo 1K x64")
+    mixed += groups("loop-http", lambda p: f"HTTP {p['server']}")
+    bars(axes[2], "loop-echo-sock (messages/s) and loop-http (requests/s)", mixed, log=True)
+    axes[2].set_ylabel("per second (log scale)")
+    bars(axes[3], "loop-callbacks: operations/s", groups("loop-callbacks", lambda p: p["bench"]))
+    axes[3].set_ylabel("operations/s")
+
+
 def plot(report: dict[str, Any], path: Path) -> str | None:
     """Draw the PNG at ``path``; returns why not when matplotlib is missing."""
     try:
@@ -1450,10 +1995,14 @@ def plot(report: dict[str, Any], path: Path) -> str | None:
         "century_ring sync": "tab:blue",
         "century_ring.aio streams": "tab:red",
         "anyio streams": "tab:purple",
+        "uvloop": "tab:green",
+        "rloop": "tab:olive",
     }
     # A third row for the async workloads, when the run has any.
     with_aio = any(w.startswith("aio-") for w in report["settings"]["workloads"])
-    rows = 3 if with_aio else 2
+    # And one for the loop workloads.
+    with_loop = any(w.startswith("loop-") for w in report["settings"]["workloads"])
+    rows = 2 + with_aio + with_loop
     fig, axes = plt.subplots(rows, 4, figsize=(22, 4.75 * rows))
     si = FuncFormatter(lambda value, _pos: describe(value) if value else "0")
     fig.suptitle(
@@ -1553,7 +2102,13 @@ def plot(report: dict[str, Any], path: Path) -> str | None:
         "CPU µs per I/O",
     )
 
-    def bars(ax: Any, title: str, groups: list[tuple[str, list[tuple[str, Any]]]]) -> None:
+    def bars(
+        ax: Any,
+        title: str,
+        groups: list[tuple[str, list[tuple[str, Any]]]],
+        labels: bool = True,
+        log: bool = False,
+    ) -> None:
         ax.set_title(title, fontsize=10)
         names = [c for _, items in groups for c, _ in items]
         contenders = list(dict.fromkeys(names))
@@ -1572,9 +2127,16 @@ def plot(report: dict[str, Any], path: Path) -> str | None:
                     yerr=[[value - m["ops_per_sec_min"]], [m["ops_per_sec_max"] - value]],
                     capsize=3,
                 )
-                top = m["ops_per_sec_max"]
-                ax.text(x, top, describe(value), ha="center", va="bottom", fontsize=7)
+                if labels:
+                    top = m["ops_per_sec_max"]
+                    ax.text(x, top, describe(value), ha="center", va="bottom", fontsize=7)
         ax.set_xticks(range(len(groups)), [g for g, _ in groups])
+        if log and groups:
+            ax.set_yscale("log")
+            # Of the minor ticks, label 2x and 5x each power of ten.
+            ax.yaxis.set_minor_formatter(
+                FuncFormatter(lambda v, _pos: describe(v) if f"{v:e}"[0] in "25" else "")
+            )
         ax.yaxis.set_major_formatter(si)
         ax.grid(axis="y", alpha=0.3)
         if contenders:
@@ -1614,6 +2176,8 @@ def plot(report: dict[str, Any], path: Path) -> str | None:
         ax.text(0.5, 0.5, "not run", ha="center", transform=ax.transAxes)
     if with_aio:
         aio_panels(report, axes[2], medians, colours, bars)
+    if with_loop:
+        loop_panels(report, axes[rows - 1], medians, bars)
     fig.tight_layout(rect=(0, 0, 1, 0.96))
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -1627,6 +2191,14 @@ def estimate_seconds(s: Settings) -> float:
     per_round = 0.0
     for workload in s.workloads:
         for _case in cases(workload, 0, s):
+            if workload.startswith("loop-"):
+                # wrk runs whole seconds (and rloop's lost closes wait a second); a server
+                # starts, connects and closes in about 0.1 s, a callbacks process as fast.
+                if workload == "loop-http":
+                    per_round += max(1, round(s.loop_seconds)) + 0.35
+                else:
+                    per_round += s.loop_seconds + 0.12
+                continue
             per_round += s.echo_seconds + 1.5 if workload == "echo" else s.seconds + 0.3
             if workload.startswith("aio-"):
                 per_round += 0.3  # importing anyio and the loops
@@ -1643,18 +2215,22 @@ def main(argv: list[str] | None = None) -> int:
         build_native(s)
     uses_liburing = any("liburing" in CONTENDERS[w] for w in s.workloads)
     uses_aio = any(w.startswith("aio-") for w in s.workloads)
+    uses_loops = any(w.startswith("loop-") for w in s.workloads)
     # The PyPI contender, the plot's library and the async rivals, when the registry has
     # wheels for them.
     install_missing(
         s,
         (["liburing"] if uses_liburing else [])
         + ["matplotlib"]
-        + (list(AIO_PACKAGES) if uses_aio else []),
+        + (list(AIO_PACKAGES) if uses_aio else [])
+        + [n for n in LOOP_PACKAGES if uses_loops and not (uses_aio and n in AIO_PACKAGES)],
     )
     if uses_liburing:
         find_liburing(s)
     if uses_aio:
         find_aio(s)
+    if uses_loops:
+        find_loops(s)
     needs_cached = {"read-cached", "overhead", "aio-read-cached"} & set(s.workloads)
     if needs_cached:
         ensure_file(s.cached_file, CACHED_SIZE)
@@ -1670,8 +2246,9 @@ def main(argv: list[str] | None = None) -> int:
     for name, why in s.skipped.items():
         log(f"skipping {name}: {why}")
     log(
-        f"running {', '.join(s.workloads)}: {s.rounds} round(s), {s.seconds} s per measurement, "
-        f"about {estimate_seconds(s) / 60:.1f} min"
+        f"running {', '.join(s.workloads)}: {s.rounds} round(s), {s.seconds} s per measurement"
+        + (f" ({s.loop_seconds} s for the loop workloads)" if uses_loops else "")
+        + f", about {estimate_seconds(s) / 60:.1f} min"
     )
 
     measurements: list[dict[str, Any]] = []
@@ -1701,12 +2278,16 @@ def main(argv: list[str] | None = None) -> int:
             "aio_concurrency": AIO_CONCURRENCY,
             "small_files": {"dir": str(s.small_dir), "count": SMALL_FILES, "size": SMALL_FILE_SIZE},
             "aio_echo_message_bytes": AIO_ECHO_MESSAGE,
+            "loop_seconds": s.loop_seconds,
+            "loop_echo_grid": {w: s.loop_echo_grid(w) for w in LOOP_ECHO},
+            "loop_http_connections": LOOP_HTTP_CONNECTIONS,
+            "loop_versions": loop_versions(s) if uses_loops else {},
         },
         "skipped": s.skipped,
         "measurements": measurements,
         "medians": summarise(measurements),
         "ratios": all_ratios(table),
-        "targets": check_targets(table, s.workloads),
+        "targets": check_targets(table, s.workloads, s),
     }
     overhead = [m for m in report["medians"] if m["workload"] == "overhead"]
     report["overhead"] = {

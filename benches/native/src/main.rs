@@ -21,7 +21,10 @@
 //! `echo-client` is the load generator of the echo benchmark: it opens `--connections` TCP
 //! connections to 127.0.0.1:`--port` and keeps exactly one `--size`-byte message in flight on
 //! each (the next one is sent when the whole echo has come back), all on one ring, for
-//! `--seconds`; then it shuts the connections down and prints the round trips per second. Its
+//! `--seconds`; then it shuts the connections down and prints the round trips per second.
+//! Messages may be up to 1 MiB (`ECHO_MAX_SIZE`): a send the kernel cuts short is followed by
+//! one for the rest, and an echo larger than the connection's receive buffer (4 KiB, or the
+//! message's size up to 256 KiB) arrives in several receives. Its
 //! own code costs next to nothing, but the kernel's loopback TCP work for the messages it sends
 //! and receives costs it about as much CPU per message as the fastest server spends, so on two
 //! cores it sets the pace of the fastest servers (see benches/README.md).
@@ -33,7 +36,8 @@
 //! multishot receive on a provided buffer ring and sends every chunk back from the buffer it
 //! arrived in, returning the buffer to the ring when the send completes. Once every connection
 //! has been closed by its peer it prints one JSON line with the bytes echoed and the CPU time
-//! spent from the moment all connections were up.
+//! spent from the moment all connections were up. Messages larger than 4 KiB arrive in several
+//! buffers of up to 64 KiB each, and the server holds more buffers per connection for them.
 
 use std::alloc::{self, Layout};
 use std::ffi::CString;
@@ -138,15 +142,19 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
         if opts.workload == "echo-client" && opts.port == 0 {
             return Err(format!("echo-client needs a --port other than 0\n{USAGE}"));
         }
-        if opts.size > ECHO_BUFFER as u32 {
+        if opts.size > ECHO_MAX_SIZE {
             return Err(format!(
-                "{} takes a --size of at most {ECHO_BUFFER}",
+                "{} takes a --size of at most {ECHO_MAX_SIZE}",
                 opts.workload
             ));
         }
-        if opts.workload == "echo-server" && opts.connections > ECHO_MAX_CONNECTIONS {
+        if opts.workload == "echo-server"
+            && echo_server_buffers(opts.connections, opts.size) > ECHO_MAX_BUFFERS
+        {
             return Err(format!(
-                "echo-server takes at most {ECHO_MAX_CONNECTIONS} --connections"
+                "echo-server needs more than {ECHO_MAX_BUFFERS} buffers for {} connections of \
+                 {}-byte messages",
+                opts.connections, opts.size
             ));
         }
     } else if opts.workload != "nop" && opts.file.is_none() {
@@ -443,19 +451,25 @@ fn run_pread(opts: &Options) -> Result<Outcome, String> {
     })
 }
 
-/// Receive buffer per echo connection: an echo of one message never exceeds it.
+/// Receive buffer per echo connection for messages up to this size (it holds a whole echo);
+/// the echo server's buffers are never smaller either.
 const ECHO_BUFFER: usize = 4096;
+/// The largest receive buffer of a client connection: a larger echo takes several receives.
+const ECHO_MAX_RECV: usize = 256 << 10;
+/// The largest `--size` the echo client and server take.
+const ECHO_MAX_SIZE: u32 = 1 << 20;
 /// `IORING_RECVSEND_POLL_FIRST` (Linux 5.19; older kernels ignore it): arm the poll before
 /// trying to receive.
 const IORING_RECVSEND_POLL_FIRST: u16 = 1;
 /// Tag bit of a send's user_data (the low bits are the connection's index).
 const SEND_TAG: u64 = 1 << 32;
 
-/// One echo connection: its socket, its receive buffer, and how much of the current echo has
-/// come back.
+/// One echo connection: its socket, its receive buffer, how much of the current message has
+/// been sent and how much of its echo has come back.
 struct EchoConnection {
     stream: std::net::TcpStream,
-    buffer: Box<[u8; ECHO_BUFFER]>,
+    buffer: Box<[u8]>,
+    sent: usize,
     received: usize,
 }
 
@@ -465,6 +479,7 @@ fn run_echo_client(opts: &Options) -> Result<(Outcome, String), String> {
 
     let size = opts.size as usize;
     let message = vec![b'm'; size];
+    let recv_size = size.clamp(ECHO_BUFFER, ECHO_MAX_RECV);
     let mut conns = Vec::with_capacity(opts.connections as usize);
     for _ in 0..opts.connections {
         let stream = TcpStream::connect(("127.0.0.1", opts.port))
@@ -474,17 +489,20 @@ fn run_echo_client(opts: &Options) -> Result<(Outcome, String), String> {
             .map_err(|e| format!("TCP_NODELAY: {e}"))?;
         conns.push(EchoConnection {
             stream,
-            buffer: Box::new([0; ECHO_BUFFER]),
+            buffer: vec![0; recv_size].into_boxed_slice(),
+            sent: 0,
             received: 0,
         });
     }
     // Two entries per connection can be queued at once (a send and a receive).
     let mut ring = make_ring(2 * opts.connections).map_err(|e| format!("io_uring setup: {e}"))?;
+    // The rest of the current message: all of it, or what a short send left.
     let send = |conn: &EchoConnection, index: usize| {
+        let rest = &message[conn.sent..];
         opcode::Send::new(
             types::Fd(conn.stream.as_raw_fd()),
-            message.as_ptr(),
-            size as u32,
+            rest.as_ptr(),
+            rest.len() as u32,
         )
         .build()
         .user_data(SEND_TAG | index as u64)
@@ -493,7 +511,7 @@ fn run_echo_client(opts: &Options) -> Result<(Outcome, String), String> {
         opcode::Recv::new(
             types::Fd(conn.stream.as_raw_fd()),
             conn.buffer.as_mut_ptr(),
-            ECHO_BUFFER as u32,
+            conn.buffer.len() as u32,
         )
         // The echo never arrives before the receive is queued, so skip the attempt that
         // would find the socket empty and go straight to waiting for data.
@@ -528,28 +546,40 @@ fn run_echo_client(opts: &Options) -> Result<(Outcome, String), String> {
             in_flight -= 1;
             let index = (cqe.user_data() & 0xffff_ffff) as usize;
             let result = cqe.result();
-            if cqe.user_data() & SEND_TAG != 0 {
-                if result != size as i32 {
-                    failure = Some(format!("send returned {result}, not {size}"));
-                }
-                continue;
-            }
-            if result <= 0 {
-                failure = Some(if result == 0 {
-                    "the server closed a connection early".to_string()
-                } else {
-                    format!("recv: {}", io::Error::from_raw_os_error(-result))
-                });
-                continue;
-            }
             let conn = &mut conns[index];
-            conn.received += result as usize;
-            while conn.received >= size {
+            if cqe.user_data() & SEND_TAG != 0 {
+                if result <= 0 {
+                    failure = Some(format!(
+                        "send returned {result} with {} of {size} bytes left",
+                        size - conn.sent
+                    ));
+                    continue;
+                }
+                conn.sent += result as usize;
+                if conn.sent < size {
+                    queue.push(send(conn, index)); // a short send: send the rest
+                    continue;
+                }
+            } else {
+                if result <= 0 {
+                    failure = Some(if result == 0 {
+                        "the server closed a connection early".to_string()
+                    } else {
+                        format!("recv: {}", io::Error::from_raw_os_error(-result))
+                    });
+                    continue;
+                }
+                conn.received += result as usize;
+                queue.push(recv(conn, index));
+            }
+            // The message is done when all of it has been sent and all of its echo is back
+            // (whichever completion comes last); only then does the next one start.
+            if conn.sent == size && conn.received >= size {
                 conn.received -= size;
+                conn.sent = 0;
                 round_trips += 1;
                 queue.push(send(conn, index));
             }
-            queue.push(recv(conn, index));
         }
     }
     let outcome = Outcome {
@@ -592,9 +622,27 @@ fn run_echo_client(opts: &Options) -> Result<(Outcome, String), String> {
     Ok((outcome, line))
 }
 
-/// Most connections `echo-server` serves: its buffer count (the power of two above twice the
-/// connections) must fit a provided buffer ring, which holds at most 32768 entries.
-const ECHO_MAX_CONNECTIONS: u32 = 8192;
+/// Most buffers `echo-server` may need (see `echo_server_buffers`): a provided buffer ring
+/// holds at most 32768 entries.
+const ECHO_MAX_BUFFERS: usize = 32768;
+/// The largest buffer of the echo server: a larger message arrives in several of them.
+const ECHO_SERVER_MAX_BUFFER: u32 = 64 << 10;
+
+/// The size of each of the echo server's buffers for `size`-byte messages.
+fn echo_server_buffer_size(size: u32) -> u32 {
+    size.clamp(ECHO_BUFFER as u32, ECHO_SERVER_MAX_BUFFER)
+}
+
+/// The echo server's buffer count: the power of two above twice the connections (at least 8),
+/// as benches/echo_ring.py has, times the buffers one message fills. Each connection holds at
+/// most one message's buffers between their receives and the end of their echoes' sends; the
+/// rest leaves room for a burst and for receives of less than a buffer.
+fn echo_server_buffers(connections: u32, size: u32) -> usize {
+    let per_message = size.div_ceil(echo_server_buffer_size(size)) as usize;
+    ((2 * connections as usize + 1) * per_message)
+        .next_power_of_two()
+        .max(8)
+}
 /// The provided buffer group the echo server's receives take from.
 const ECHO_GROUP: u16 = 1;
 
@@ -861,15 +909,14 @@ fn run_echo_server(opts: &Options) -> Result<String, String> {
         .port();
     // Rust's stdout is line-buffered: the line reaches run.py now.
     println!("PORT {port}");
-    // The sizes benches/echo_ring.py uses: ring entries and buffers both the power of two above
-    // twice the connections (at least 8). Each connection holds at most one buffer between its
-    // receive and the end of the echo's send; the rest leaves room for a burst.
-    let buffer_count = (2 * count + 1).next_power_of_two().max(8);
+    // The sizes benches/echo_ring.py uses for messages of up to 4 KiB: ring entries and buffers
+    // both the power of two above twice the connections (at least 8); more for larger messages.
+    let buffer_count = echo_server_buffers(opts.connections, opts.size);
     let mut ring = make_ring(buffer_count as u32).map_err(|e| format!("io_uring setup: {e}"))?;
     let conns = accept_connections(&mut ring, &listener, count)?;
     drop(listener);
 
-    let buffer_size = (opts.size as usize).max(ECHO_BUFFER) as u32;
+    let buffer_size = echo_server_buffer_size(opts.size);
     let mut buffers = ManuallyDrop::new(
         BufferRing::new(buffer_count as u16, buffer_size)
             .map_err(|e| format!("buffer ring: {e}"))?,
