@@ -829,6 +829,12 @@ def run_echo(impl: str, seconds: float, native_client: bool) -> dict[str, Any]:
         echo_server_command(impl),
         lambda port: run_json(echo_client_command(port, seconds, native_client), seconds + 60),
     )
+    return served_record(client, report, "native" if native_client else "python")
+
+
+def served_record(client: dict[str, Any], report: dict[str, Any], load: str) -> dict[str, Any]:
+    """One measurement of a server under load, from the load generator's and the server's
+    reports."""
     return {
         "ops": client["round_trips"],
         "seconds": client["seconds"],
@@ -837,7 +843,7 @@ def run_echo(impl: str, seconds: float, native_client: bool) -> dict[str, Any]:
         "cpu_us_per_op": report["cpu_us_per_msg"],
         "server_messages": report["messages"],
         "client_cpu_share": round(client["client_cpu_seconds"] / client["seconds"], 3),
-        "client": "native" if native_client else "python",
+        "client": load,
         # The server's CPU time over the client's timed window (the server's window starts
         # when the last connection is up, a moment earlier, and ends when they are closed).
         "server_cpu_share": round(report["cpu_seconds"] / client["seconds"], 3),
@@ -931,17 +937,7 @@ def run_loop_server(
     )
     if not report.get("messages"):
         raise MeasurementError(f"the {contender} server answered nothing: {report}")
-    record = {
-        "ops": client["round_trips"],
-        "seconds": client["seconds"],
-        "ops_per_sec": client["msgs_per_sec"],
-        "cpu_seconds": report["cpu_seconds"],
-        "cpu_us_per_op": report["cpu_us_per_msg"],
-        "server_messages": report["messages"],
-        "client_cpu_share": round(client["client_cpu_seconds"] / client["seconds"], 3),
-        "server_cpu_share": round(report["cpu_seconds"] / client["seconds"], 3),
-        "client": "wrk" if workload == "loop-http" else "native",
-    }
+    record = served_record(client, report, "wrk" if workload == "loop-http" else "native")
     # Connections whose close the loop never reported (the server's window then ended with the
     # load), and wrk's socket errors, when there were any.
     if report.get("unclosed"):

@@ -18,9 +18,10 @@ import weakref
 from asyncio import base_events
 from typing import TYPE_CHECKING, Any
 
-from century_ring._century_ring import BufferRing, make_io_ring
+from century_ring._century_ring import make_io_ring
 from century_ring.aio._asyncio_ring import AsyncioRing
 from century_ring.aio._current import _share_as_current
+from century_ring.asyncio._receiving import Receiver
 from century_ring.asyncio._selector import RingSelector
 from century_ring.asyncio._transport import RingSocketTransport
 
@@ -31,11 +32,6 @@ __all__ = ["EventLoop"]
 
 #: Submission queue entries: room for one pass of a busy server before it must submit early.
 _ENTRIES = 1024
-
-#: The buffer ring transports receive into: its group id, buffers, and each buffer's size.
-_RECEIVE_GROUP = 0
-_RECEIVE_BUFFERS = 128
-_RECEIVE_BUFFER_SIZE = 65536
 
 #: accept4() flags: asyncio's sockets are non-blocking and not inherited by child processes.
 _ACCEPT_FLAGS = socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC
@@ -135,8 +131,7 @@ class EventLoop(asyncio.SelectorEventLoop):
         self._ring_selector = selector
         self._ring = _LoopRing(selector, self)
         selector.dispatch = self._ring._dispatch
-        self._receive_buffers: BufferRing | None = None
-        self._multishot_receive = True
+        self._receiver = Receiver(io_uring)
         self._kept = _KeptResults(self._ring)
         _share_as_current(self, self._ring)
 
@@ -150,26 +145,17 @@ class EventLoop(asyncio.SelectorEventLoop):
         server: asyncio.Server | None = None,
     ) -> RingSocketTransport:
         self._ensure_fd_no_transport(sock)  # type: ignore[attr-defined]
-        return RingSocketTransport(self, sock, protocol, waiter, extra, server)
-
-    def _queue_receive(self, fd: int) -> int:
-        """Queue a transport's receive: multishot on the loop's buffer ring where the kernel
-        has both (Linux 6.0), else one receive of up to a buffer's size, queued again by the
-        transport after each completion."""
-        ring = self._ring.ring
-        if self._receive_buffers is None and self._multishot_receive:
-            try:
-                self._receive_buffers = ring.register_buffer_ring(
-                    _RECEIVE_GROUP, _RECEIVE_BUFFERS, _RECEIVE_BUFFER_SIZE
-                )
-            except (NotImplementedError, OSError):
-                self._multishot_receive = False
-        if self._multishot_receive:
-            try:
-                return ring.prep_recv(fd, 0, buffer_group=self._receive_buffers, multishot=True)
-            except NotImplementedError:
-                self._multishot_receive = False
-        return ring.prep_recv(fd, _RECEIVE_BUFFER_SIZE)
+        return RingSocketTransport(
+            self,
+            sock,
+            protocol,
+            waiter,
+            extra,
+            server,
+            ring=self._ring.ring,
+            completions=self._ring_selector,
+            receiver=self._receiver,
+        )
 
     def close(self) -> None:
         if self.is_running():

@@ -25,7 +25,9 @@ from typing import TYPE_CHECKING, Any
 from century_ring._century_ring import CompletionEvent
 
 if TYPE_CHECKING:
-    from century_ring.asyncio._loop import EventLoop
+    from century_ring._century_ring import IoUring
+    from century_ring.asyncio._receiving import Receiver
+    from century_ring.asyncio._selector import RingSelector
 
 __all__ = ["RingSocketTransport"]
 
@@ -36,7 +38,9 @@ _EOF = b""
 
 
 class RingSocketTransport(transports._FlowControlMixin, transports.Transport):
-    """A TCP or Unix stream socket's transport on :class:`~century_ring.asyncio.EventLoop`."""
+    """A TCP or Unix stream socket's transport on :class:`~century_ring.asyncio.EventLoop`:
+    its receives are queued by ``receiver`` on ``ring``, and ``completions`` hands their
+    completions (and those of its sends) back."""
 
     if TYPE_CHECKING:  # asyncio's own, which typeshed leaves out
         _extra: dict[str, Any]
@@ -51,15 +55,19 @@ class RingSocketTransport(transports._FlowControlMixin, transports.Transport):
 
     def __init__(
         self,
-        loop: EventLoop,
+        loop: base_events.BaseEventLoop,
         sock: socket.socket,
         protocol: protocols.BaseProtocol,
-        waiter: futures.Future[None] | None = None,
-        extra: dict[str, Any] | None = None,
-        server: base_events.Server | None = None,
+        waiter: futures.Future[None] | None,
+        extra: dict[str, Any] | None,
+        server: base_events.Server | None,
+        *,
+        ring: IoUring,
+        completions: RingSelector,
+        receiver: Receiver,
     ) -> None:
         super().__init__(extra, loop)
-        self._loop: EventLoop = loop
+        self._loop: base_events.BaseEventLoop = loop
         self._extra["socket"] = trsock.TransportSocket(sock)
         try:
             self._extra["sockname"] = sock.getsockname()
@@ -72,8 +80,9 @@ class RingSocketTransport(transports._FlowControlMixin, transports.Transport):
                 self._extra["peername"] = None
         self._sock: socket.socket | None = sock
         self._sock_fd = sock.fileno()
-        self._ring = loop._ring.ring
-        self._completions = loop._ring_selector
+        self._ring = ring
+        self._completions = completions
+        self._receiver = receiver
         self._handlers = self._completions._handlers
         #: Bound once: a send's completion handler, registered once per send.
         self._sent_some_handler = self._sent_some
@@ -153,7 +162,7 @@ class RingSocketTransport(transports._FlowControlMixin, transports.Transport):
     def _start_receiving(self) -> None:
         if self._closing or self._paused or self._receive is not None or self._sock is None:
             return
-        self._receive = self._loop._queue_receive(self._sock_fd)
+        self._receive = self._receiver.queue(self._sock_fd)
         self._completions.on_completion(self._receive, self._received)
 
     def _stop_receiving(self) -> None:
