@@ -200,8 +200,11 @@ def test_running_out_of_resources_is_raised_not_hidden_by_the_fallback(
 def test_ctrl_c_stops_a_program_waiting_in_the_ring() -> None:
     program = textwrap.dedent(
         """
-        import asyncio, sys
+        import asyncio, signal, sys
         import century_ring.asyncio
+
+        # As in a terminal: a shell's background job (CI's) starts with SIGINT ignored.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
         async def main():
             print("waiting", flush=True)
@@ -217,10 +220,15 @@ def test_ctrl_c_stops_a_program_waiting_in_the_ring() -> None:
     child = subprocess.Popen(
         [sys.executable, "-c", program], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    assert child.stdout is not None
-    assert child.stdout.readline() == "waiting\n"
-    child.send_signal(signal.SIGINT)
-    out, err = child.communicate(timeout=30)
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline() == "waiting\n"
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
     assert child.returncode == 3, err
     assert out == "interrupted\n"
 
