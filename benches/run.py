@@ -640,14 +640,6 @@ def find_aio(settings: Settings) -> None:
     can: the others still run, and a target they are half of says "not measured"."""
     missing = [n for n in AIO_PACKAGES if importlib.util.find_spec(n) is None]
 
-    def why_missing(name: str) -> str:
-        failure = settings.install_failures.get(name)
-        if failure is not None:
-            return f"pip could not install {name} ({failure})"
-        if not settings.install:
-            return f"{name} is not installed and --no-install was given"
-        return f"{name} is not importable"
-
     aio_error = None
     try:
         import century_ring.aio  # noqa: F401  (whether it imports is the question)
@@ -655,14 +647,14 @@ def find_aio(settings: Settings) -> None:
         aio_error = f"century_ring.aio does not import: {err!r}"
     for workload in (w for w in settings.workloads if w.startswith("aio-")):
         if "anyio" in missing:
-            settings.skipped[workload] = why_missing("anyio")
+            settings.skipped[workload] = why_missing(settings, "anyio")
             continue
         for contender in CONTENDERS[workload]:
             if contender in settings.skipped:
                 continue
             needs = [n for n in AIO_NEEDS.get(contender, ()) if n in missing]
             if needs:
-                settings.skipped[contender] = why_missing(needs[0])
+                settings.skipped[contender] = why_missing(settings, needs[0])
             elif contender.startswith("century_ring.aio") and aio_error is not None:
                 settings.skipped[contender] = aio_error
         if all(c in settings.skipped for c in CONTENDERS[workload]):

@@ -86,32 +86,13 @@ def _run_310(main: Coroutine[Any, Any, _T], debug: bool | None) -> _T:
         return loop.run_until_complete(main)
     finally:
         try:
-            _cancel_all_tasks(loop)
+            # asyncio.run's own clean-up (private, and in asyncio.runners since 3.7).
+            asyncio.runners._cancel_all_tasks(loop)  # type: ignore[attr-defined]
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.run_until_complete(loop.shutdown_default_executor())
         finally:
             asyncio.set_event_loop(None)
             loop.close()
-
-
-def _cancel_all_tasks(loop: asyncio.AbstractEventLoop) -> None:
-    to_cancel = asyncio.all_tasks(loop)
-    if not to_cancel:
-        return
-    for task in to_cancel:
-        task.cancel()
-    loop.run_until_complete(asyncio.gather(*to_cancel, return_exceptions=True))
-    for task in to_cancel:
-        if task.cancelled():
-            continue
-        if task.exception() is not None:
-            loop.call_exception_handler(
-                {
-                    "message": "unhandled exception during asyncio.run() shutdown",
-                    "exception": task.exception(),
-                    "task": task,
-                }
-            )
 
 
 class EventLoopPolicy(asyncio.DefaultEventLoopPolicy):

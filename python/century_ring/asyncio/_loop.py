@@ -227,22 +227,24 @@ class EventLoop(asyncio.SelectorEventLoop):
             )
             sent += event.result
 
+    async def _resolved(self, sock: socket.socket, address: Any) -> Any:
+        """An internet address with its host resolved for ``sock`` (without blocking the loop,
+        as the standard loop's ``sock_connect`` does); any other address as it is."""
+        if sock.family not in (socket.AF_INET, socket.AF_INET6):
+            return address
+        resolved = await self._ensure_resolved(  # type: ignore[attr-defined]
+            address, family=sock.family, type=sock.type, proto=sock.proto, loop=self
+        )
+        return resolved[0][4]
+
     async def sock_sendto(self, sock: socket.socket, data: Buffer, address: Any) -> int:
         _check_socket(self, sock)
-        if sock.family in (socket.AF_INET, socket.AF_INET6):
-            resolved = await self._ensure_resolved(  # type: ignore[attr-defined]
-                address, family=sock.family, type=sock.type, proto=sock.proto, loop=self
-            )
-            address = resolved[0][4]
+        address = await self._resolved(sock, address)
         return (await self._ring.sendto(sock.fileno(), data, address)).result
 
     async def sock_connect(self, sock: socket.socket, address: Any) -> None:
         _check_socket(self, sock)
-        if sock.family in (socket.AF_INET, socket.AF_INET6):
-            resolved = await self._ensure_resolved(  # type: ignore[attr-defined]
-                address, family=sock.family, type=sock.type, proto=sock.proto, loop=self
-            )
-            address = resolved[0][4]
+        address = await self._resolved(sock, address)
         ring = self._ring
         if ring._cancel_pending():
             await ring._checkpoint()
