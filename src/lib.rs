@@ -27,6 +27,8 @@ fn _century_ring(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<py::buffer_ring::BufferRing>()?;
     m.add_class::<resources::provided_buffer::ProvidedBuffer>()?;
     m.add_function(wrap_pyfunction!(py::make_io_ring::make_io_ring, m)?)?;
+    // Private, so set as an attribute rather than added (see `_operations` below).
+    m.setattr("_Stream", m.py().get_type::<py::stream::Stream>())?;
     m.add_function(wrap_pyfunction!(py::sqe_flags::make_sqe_flags, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("AT_FDCWD", py::io_uring::AT_FDCWD)?;

@@ -2,7 +2,7 @@ from collections.abc import Callable, Iterable
 from ipaddress import IPv4Address, IPv6Address
 from os import PathLike
 from types import TracebackType
-from typing import Final, Protocol, TypeAlias, TypedDict, final
+from typing import Any, Final, Protocol, TypeAlias, TypedDict, final
 
 from typing_extensions import Buffer, Self
 
@@ -436,7 +436,7 @@ class IoUring:
     def submit_and_wait_with_timeout(self, seconds: float, nsec: int = 0) -> int: ...
     def get_completion_entries(self) -> list[CompletionEvent]: ...
     def _reap_to(
-        self, handlers: dict[int, Callable[[CompletionEvent], None]]
+        self, handlers: dict[int, Callable[[CompletionEvent], None] | _Stream]
     ) -> list[CompletionEvent]: ...
     def register_eventfd(self, event_fd: _Fd | None = None) -> int: ...
     # Registered (fixed) files and buffers.
@@ -498,3 +498,21 @@ class _Operation(TypedDict):
     refuses: tuple[str, ...]
 
 def _operations() -> list[_Operation]: ...
+
+@final
+class _Stream:
+    receive: int | None
+    deliver: Callable[[bytes], object] | None
+    write_direct: bool
+    watch: bool
+    high_water: int
+    def __new__(
+        cls, io_uring: IoUring, fd: int, transport: object, handlers: dict[int, Any]
+    ) -> Self: ...
+    def write(self, data: bytes | bytearray | memoryview) -> None: ...
+    def queue(self, data: bytes) -> None: ...
+    @property
+    def buffered(self) -> int: ...
+    @property
+    def send_in_flight(self) -> int | None: ...
+    def drop_sends(self) -> int | None: ...

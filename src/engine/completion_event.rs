@@ -127,14 +127,18 @@ impl CompletionEvent {
         self.user_data
     }
 
+    /// Its `user_data`, result and flags, in Rust form.
+    pub fn raw(&self) -> (u64, i32, u32) {
+        (self.user_data, self.raw_result, self.raw_flags)
+    }
+
     /// The provided buffer it carries, or `None`.
     pub fn provided_buffer(&self) -> &Py<PyAny> {
         &self.provided_buffer
     }
 }
 
-/// `IORING_CQE_F_MORE`: the operation will post more completions for the same `user_data`.
-pub const CQE_F_MORE: u32 = 1 << 1;
+pub use crate::mem::lent::CQE_F_MORE;
 /// `IORING_CQE_F_NOTIF`: a zero-copy send's notification that its buffer is free again.
 pub const CQE_F_NOTIF: u32 = 1 << 3;
 

@@ -11,10 +11,33 @@
 
 use pyo3::exceptions::PyMemoryError;
 use pyo3::prelude::*;
+use pyo3::types::PyBytes;
 
 use super::completion_event::{CompletionEvent, CQE_F_MORE};
 use super::ring::{RawCompletion, Ring};
 use crate::mem::lent::{Lent, Report};
+
+/// A completion taken off the ring without an event: its data (what a receive or read
+/// brought) copied into `bytes`, any provided buffer back in its ring already.
+pub struct Copied {
+    pub user_data: u64,
+    pub result: i32,
+    pub flags: u32,
+    pub data: Option<Py<PyBytes>>,
+}
+
+/// What the ring delivers to a receiver that takes some completions as [`Copied`]: for those
+/// the receiver chose, with what it chose them for (`T`), and events for the rest.
+pub enum Reaped<T> {
+    Event(Py<CompletionEvent>),
+    Copied(Copied, T),
+}
+
+/// What a receiver handed back, to be delivered first next time.
+pub(super) enum GivenBack {
+    Event(Py<CompletionEvent>),
+    Copied(Copied),
+}
 
 impl Ring {
     /// How many events the next [`Ring::reap_into`] can deliver: those given back, and the
@@ -36,27 +59,72 @@ impl Ring {
         mut deliver: impl FnMut(u64, Py<CompletionEvent>),
     ) -> PyResult<()> {
         let mut delivered = 0;
+        let mut made = Ok(());
         while delivered < limit {
-            let Some(event) = self.reaped.pop_front() else {
-                break;
-            };
-            deliver(event.get().user_data(), event);
+            match self.given_back_event(py) {
+                Some(Ok(event)) => deliver(event.get().user_data(), event),
+                Some(Err(err)) => return Err(err),
+                None => break,
+            }
             delivered += 1;
         }
         // The highest end of the `bytes` objects made, for the heap reserve.
         let mut highest = 0;
-        let mut made = Ok(());
         while delivered < limit {
             let Some(&raw) = self.ready.front() else {
                 break;
             };
-            match self.make_event(py, raw, &mut highest) {
-                Ok(event) => {
-                    self.ready.pop_front();
-                    self.hand_over(py, raw, &event);
-                    deliver(raw.user_data, event);
-                    delivered += 1;
+            match self.take_event(py, raw, &mut highest) {
+                Ok(event) => deliver(raw.user_data, event),
+                Err(err) => {
+                    made = Err(err);
+                    break;
                 }
+            }
+            delivered += 1;
+        }
+        self.heap_reserve.keep_above(highest);
+        made
+    }
+
+    /// Delivers every completion ready now, oldest first, as [`Ring::reap_into`] does, except
+    /// that those for which `choose` gives a `T` come as [`Reaped::Copied`]: no event is made
+    /// for them, their data is copied into `bytes` and a provided buffer goes straight back to
+    /// its ring. For a receiver that would copy the data out of the event anyway (an event
+    /// loop's stream transport), this is the cheaper form. `choose` is asked once per
+    /// completion, in order, before it is taken.
+    pub fn reap_choosing<T>(
+        &mut self,
+        py: Python<'_>,
+        mut choose: impl FnMut(u64) -> Option<T>,
+        mut deliver: impl FnMut(Reaped<T>),
+    ) -> PyResult<()> {
+        while let Some(given) = self.reaped.pop_front() {
+            match given {
+                GivenBack::Copied(copied) => match choose(copied.user_data) {
+                    Some(target) => deliver(Reaped::Copied(copied, target)),
+                    None => match self.event_of_copied(py, &copied) {
+                        Ok(event) => deliver(Reaped::Event(event)),
+                        Err(err) => {
+                            self.reaped.push_front(GivenBack::Copied(copied));
+                            return Err(err);
+                        }
+                    },
+                },
+                GivenBack::Event(event) => deliver(Reaped::Event(event)),
+            }
+        }
+        let mut highest = 0;
+        let mut made = Ok(());
+        while let Some(&raw) = self.ready.front() {
+            let taken = match choose(raw.user_data) {
+                Some(target) => self
+                    .take_copied(py, raw, &mut highest)
+                    .map(|copied| Reaped::Copied(copied, target)),
+                None => self.take_event(py, raw, &mut highest).map(Reaped::Event),
+            };
+            match taken {
+                Ok(reaped) => deliver(reaped),
                 Err(err) => {
                     made = Err(err);
                     break;
@@ -73,13 +141,103 @@ impl Ring {
     /// they report is in the events.
     pub fn give_back(&mut self, events: Vec<Py<CompletionEvent>>) {
         for event in events.into_iter().rev() {
-            self.reaped.push_front(event);
+            self.reaped.push_front(GivenBack::Event(event));
+        }
+    }
+
+    /// As [`Ring::give_back`], for what [`Ring::reap_choosing`] delivered.
+    pub fn give_back_reaped<T>(&mut self, reaped: Vec<Reaped<T>>) {
+        for reaped in reaped.into_iter().rev() {
+            self.reaped.push_front(match reaped {
+                Reaped::Event(event) => GivenBack::Event(event),
+                Reaped::Copied(copied, _) => GivenBack::Copied(copied),
+            });
         }
     }
 
     /// Drops the events given back and not delivered again (the ring is closing).
     pub(super) fn discard_reaped(&mut self) {
         self.reaped.clear();
+    }
+
+    /// The first thing given back, as an event (made now if it was taken as [`Copied`]).
+    fn given_back_event(&mut self, py: Python<'_>) -> Option<PyResult<Py<CompletionEvent>>> {
+        Some(match self.reaped.pop_front()? {
+            GivenBack::Event(event) => Ok(event),
+            GivenBack::Copied(copied) => {
+                let event = self.event_of_copied(py, &copied);
+                if event.is_err() {
+                    self.reaped.push_front(GivenBack::Copied(copied));
+                }
+                event
+            }
+        })
+    }
+
+    /// The event of a completion taken as [`Copied`]: its data as the event's `buffer`.
+    fn event_of_copied(
+        &mut self,
+        py: Python<'_>,
+        copied: &Copied,
+    ) -> PyResult<Py<CompletionEvent>> {
+        let report = Report {
+            buffer: copied.data.as_ref().map(|data| data.clone_ref(py)),
+            extra: None,
+        };
+        CompletionEvent::make(
+            py,
+            &mut self.result_ints,
+            (copied.user_data, copied.result, copied.flags),
+            report,
+            None,
+        )
+    }
+
+    /// Takes the ready completion `raw` as an event.
+    #[inline]
+    fn take_event(
+        &mut self,
+        py: Python<'_>,
+        raw: RawCompletion,
+        highest: &mut usize,
+    ) -> PyResult<Py<CompletionEvent>> {
+        let event = self.make_event(py, raw, highest)?;
+        self.ready.pop_front();
+        self.hand_over(py, raw, &event);
+        Ok(event)
+    }
+
+    /// Takes the ready completion `raw` with its data copied out (see [`Ring::reap_choosing`]).
+    /// A `MemoryError` copying leaves it ready, its buffers still out of their ring.
+    #[inline]
+    fn take_copied(
+        &mut self,
+        py: Python<'_>,
+        raw: RawCompletion,
+        highest: &mut usize,
+    ) -> PyResult<Copied> {
+        let data = match self.inflight.get(raw.user_data) {
+            None | Some(Lent::Nothing) => None,
+            Some(lent) => lent
+                .copy_out(py, raw.result, raw.flags)
+                .or_else(|err| reported_as_extra(py, err, &mut None))?,
+        };
+        if let Some(data) = &data {
+            let data = data.bind(py).as_bytes();
+            *highest = (*highest).max(data.as_ptr() as usize + data.len());
+        }
+        self.ready.pop_front();
+        if raw.flags & CQE_F_MORE == 0 {
+            if let Some(lent) = self.inflight.remove(raw.user_data) {
+                lent.release(&mut self.pool);
+            }
+        }
+        Ok(Copied {
+            user_data: raw.user_data,
+            result: raw.result,
+            flags: raw.flags,
+            data,
+        })
     }
 
     /// The completion `raw` reached the user as `event`: its operation's memory learns that

@@ -10,9 +10,10 @@ use io_uring::squeue::Flags;
 use io_uring::EnterFlags;
 use pyo3::prelude::*;
 
-use super::completion_event::{CompletionEvent, ResultInts, CQE_F_MORE};
+use super::completion_event::{ResultInts, CQE_F_MORE};
 use super::enter::{enter, timespec};
 use super::inflight::InFlight;
+use super::reap::GivenBack;
 use crate::base::errors;
 use crate::base::fork::Origin;
 use crate::base::kernel_support::KernelSupport;
@@ -42,7 +43,7 @@ pub struct Ring {
     pub(super) ready: VecDeque<RawCompletion>,
     /// Events given back by a receiver that could not keep them, to be delivered first (see
     /// `reap.rs`).
-    pub(super) reaped: VecDeque<Py<CompletionEvent>>,
+    pub(super) reaped: VecDeque<GivenBack>,
     pub(super) autosubmit: bool,
     /// What the running kernel supports.
     pub(super) support: KernelSupport,

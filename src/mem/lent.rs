@@ -20,6 +20,10 @@ use crate::mem::io_buf::{BufferPool, IoBuf};
 use crate::mem::socket_address::SocketAddress;
 use crate::mem::unfilled_bytes::UnfilledBytes;
 
+/// `IORING_CQE_F_MORE`: the operation will post more completions for the same `user_data`, so
+/// the memory it lent stays lent.
+pub const CQE_F_MORE: u32 = 1 << 1;
+
 /// The memory one operation lends the kernel. Some variants are never read: they exist to
 /// keep memory alive, and to free it when dropped.
 #[allow(dead_code)]
@@ -81,6 +85,16 @@ pub trait LentMemory: Send {
     /// `provided` owns what it shows from now on. Until then it must not hand anything back
     /// when dropped, since the completion may be made again. The default does nothing.
     fn delivered(&self, _py: Python<'_>, _provided: &Bound<'_, PyAny>) {}
+
+    /// The data a completion (final or not) brought, copied into a `bytes`, for a receiver that
+    /// takes it without an event: provided buffers go back to their ring here, once copied.
+    /// The default is the `buffer` of the final completion's report.
+    fn copy_out(&self, py: Python<'_>, result: i32, flags: u32) -> PyResult<Option<Py<PyBytes>>> {
+        if flags & CQE_F_MORE != 0 {
+            return Ok(None);
+        }
+        Ok(self.report(py, result)?.buffer)
+    }
 
     /// What the final completion, with this `result`, reports. The default reports nothing.
     fn report(&self, _py: Python<'_>, _result: i32) -> PyResult<Report> {
@@ -177,6 +191,21 @@ impl Lent {
         match self {
             Lent::Other(memory) => memory.on_completion(py, result, flags),
             _ => Ok(None),
+        }
+    }
+
+    /// See [`LentMemory::copy_out`]; for the inline kinds, the final report's `buffer`.
+    #[inline]
+    pub fn copy_out(
+        &self,
+        py: Python<'_>,
+        result: i32,
+        flags: u32,
+    ) -> PyResult<Option<Py<PyBytes>>> {
+        match self {
+            Lent::Other(memory) => memory.copy_out(py, result, flags),
+            _ if flags & CQE_F_MORE != 0 => Ok(None),
+            _ => Ok(self.report(py, result)?.buffer),
         }
     }
 

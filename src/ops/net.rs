@@ -5,9 +5,10 @@ use io_uring::opcode;
 use io_uring::squeue::Flags;
 use io_uring::types::{DestinationSlot, Fd};
 use pyo3::prelude::*;
+use pyo3::types::PyBytes;
 
 use super::{capped_u32, destination_parts, Operation, Prepared, Source};
-use crate::base::objects;
+use crate::base::{objects, valgrind};
 use crate::mem::caller_buffer::HeldBuffer;
 use crate::mem::io_buf::IoBuf;
 use crate::mem::lent::{Lent, LentMemory, Report};
@@ -133,6 +134,18 @@ struct GroupReceive {
     bundle: bool,
 }
 
+impl GroupReceive {
+    /// How many buffers a completion that received `len` bytes took.
+    fn buffers_taken(&self, len: usize) -> usize {
+        if self.bundle {
+            // A bundle fills whole buffers in ring order; one that received nothing took none.
+            len.div_ceil(self.group.group().size() as usize)
+        } else {
+            1
+        }
+    }
+}
+
 impl LentMemory for GroupReceive {
     fn on_completion(
         &self,
@@ -146,17 +159,43 @@ impl LentMemory for GroupReceive {
         let group = self.group.group();
         let first = (flags >> CQE_BUFFER_SHIFT) as u16;
         let len = result.max(0) as usize;
-        let nbufs = if self.bundle {
-            // A bundle fills whole buffers in ring order; one that received nothing took none.
-            len.div_ceil(group.size() as usize)
-        } else {
-            1
-        };
+        let nbufs = self.buffers_taken(len);
         if nbufs == 0 {
             return Ok(None);
         }
         let provided = ProvidedBuffer::for_completion(py, group, first, nbufs, len)?;
         Ok(Some(Py::new(py, provided)?.into_any()))
+    }
+
+    fn copy_out(&self, py: Python<'_>, result: i32, flags: u32) -> PyResult<Option<Py<PyBytes>>> {
+        if flags & CQE_F_BUFFER == 0 {
+            return Ok(None);
+        }
+        let group = self.group.group();
+        let len = result.max(0) as usize;
+        let nbufs = self.buffers_taken(len);
+        if nbufs == 0 {
+            return Ok(None);
+        }
+        let bids = group.take((flags >> CQE_BUFFER_SHIFT) as u16, nbufs)?;
+        let size = group.size() as usize;
+        let data = objects::bytes_with(py, len, |destination| {
+            let mut at = 0;
+            for &bid in &bids {
+                let part = (len - at).min(size);
+                let source = group.buffer_ptr(bid);
+                valgrind::kernel_wrote(source, part);
+                // SAFETY: the kernel wrote `len` bytes into these buffers, in order, each full
+                // but the last (a bundle) and at most `size` each, and leaves them alone until
+                // they are given back below. `destination` has room for `len` bytes.
+                unsafe { std::ptr::copy_nonoverlapping(source, destination.add(at), part) };
+                at += part;
+            }
+        })?;
+        // Copied: the buffers can take the next arrival. (Had the copy failed, they would stay
+        // out, and the completion, made again later, takes them again harmlessly.)
+        group.give_back(&bids);
+        Ok(Some(data.unbind()))
     }
 
     fn delivered(&self, _py: Python<'_>, provided: &Bound<'_, PyAny>) {

@@ -3,7 +3,7 @@
 //! register methods are in files of their own.
 
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyType};
+use pyo3::types::{PyList, PyType};
 
 use crate::base::args::{self, int_in};
 use crate::base::errors;
@@ -201,86 +201,6 @@ impl IoUring {
                 .require(Feature::TimedWait, "submit_and_wait_with_timeout")?;
             ring.submit_and_wait(1, Some(timeout), Some(py))
         })
-    }
-
-    /// Reaps every completion that is ready now, without blocking, and hands each whose
-    /// ``user_data`` is a key of ``handlers`` to its handler, in order: an event loop's
-    /// dispatch without a Python loop over the events. A handler is called with the event and
-    /// its key removed first, unless the event's :attr:`~CompletionEvent.more` says more
-    /// completions of that operation will follow. Handlers may queue and submit operations.
-    ///
-    /// Nothing is lost when a handler raises: the events not yet handed over (and those
-    /// without a handler) are kept, in order, for the next call, and the exception propagates.
-    ///
-    /// :param handlers: ``user_data`` -> a callable taking a :class:`CompletionEvent`.
-    /// :returns: The events without a handler, oldest first.
-    /// :raises MemoryError: Not even one event could be made; none was taken.
-    fn _reap_to<'py>(
-        &self,
-        py: Python<'py>,
-        handlers: &Bound<'py, PyDict>,
-    ) -> PyResult<Bound<'py, PyList>> {
-        let events = self.with_ring(|ring| {
-            ring.collect()?;
-            let mut events = Vec::with_capacity(ring.deliverable());
-            let made = ring.reap_into(py, usize::MAX, |_, event| events.push(event));
-            match made {
-                Err(err) if events.is_empty() => Err(err),
-                // The completion that met the shortage comes with a later call.
-                _ => Ok(events),
-            }
-        })?;
-        let mut unhandled: Vec<Py<CompletionEvent>> = Vec::new();
-        let mut events = events.into_iter();
-        // Keeps what was not handed over for the next call, in order, and passes `err` on.
-        let keep = |mut kept: Vec<Py<CompletionEvent>>, err: PyErr| -> PyErr {
-            // Only a closed ring refuses; its events have nowhere to go then.
-            let _ = self.with_ring(|ring| {
-                ring.give_back(std::mem::take(&mut kept));
-                Ok(())
-            });
-            err
-        };
-        while let Some(event) = events.next() {
-            let (user_data, more) = {
-                let event = event.get();
-                (event.user_data(), event.more())
-            };
-            let Ok(key) = user_data.into_pyobject(py);
-            let found = handlers.get_item(&key).and_then(|handler| {
-                if handler.is_some() && !more {
-                    handlers.del_item(&key)?;
-                }
-                Ok(handler)
-            });
-            let handler = match found {
-                Ok(Some(handler)) => handler,
-                Ok(None) => {
-                    unhandled.push(event);
-                    continue;
-                }
-                Err(err) => {
-                    // Not handed over: it stays, with everything after it.
-                    unhandled.push(event);
-                    unhandled.extend(events);
-                    return Err(keep(unhandled, err));
-                }
-            };
-            if let Err(err) = handler.call1((event,)) {
-                // The handler had its event; the ones after it wait for the next call.
-                unhandled.extend(events);
-                return Err(keep(unhandled, err));
-            }
-        }
-        let mut list = match ListFiller::new(py, unhandled.len()) {
-            Ok(list) => list,
-            Err(err) => return Err(keep(unhandled, err)),
-        };
-        for event in unhandled {
-            list.push(event.into_any());
-        }
-        // Made at its final length, so finishing it allocates nothing and cannot fail.
-        list.finish().map_err(|(_, err)| err)
     }
 
     /// Reaps every completion that is ready now, without blocking.

@@ -3,6 +3,7 @@
 //! operation table as Python sees it.
 
 pub mod buffer_ring;
+pub mod dispatch;
 pub mod exclusive;
 pub mod io_uring;
 pub mod make_io_ring;
@@ -10,3 +11,4 @@ pub mod operations;
 pub mod prep;
 pub mod registration;
 pub mod sqe_flags;
+pub mod stream;

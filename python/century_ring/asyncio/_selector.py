@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Mapping
 from selectors import EVENT_READ, EVENT_WRITE, BaseSelector, SelectorKey
 from typing import TYPE_CHECKING, Any
 
-from century_ring._century_ring import CompletionEvent, IoUring
+from century_ring._century_ring import CompletionEvent, IoUring, _Stream
 
 if TYPE_CHECKING:
     from _typeshed import FileDescriptorLike
@@ -100,8 +100,9 @@ class RingSelector(BaseSelector):
         self._removed: set[int] = set()
         #: Registered descriptors without a poll, armed before the next wait.
         self._to_arm: set[int] = set()
-        #: ``user_data`` -> what its completion is handed to (kept while ``more`` says so).
-        self._handlers: dict[int, Callable[[CompletionEvent], None]] = {}
+        #: ``user_data`` -> what its completion is handed to (kept while ``more`` says so): a
+        #: callable, or the ``_Stream`` of a transport, which takes it without an event.
+        self._handlers: dict[int, Callable[[CompletionEvent], None] | _Stream] = {}
         #: Readiness reaped outside ``select()`` (while the ring drained), for the next one.
         self._ready: dict[int, int] = {}
         self._map = _Keys(self._keys)

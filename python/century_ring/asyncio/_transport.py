@@ -6,6 +6,11 @@ completion carrying the bytes, handed straight to ``protocol.data_received`` (or
 its bytes until its completion; while one is in flight, later writes queue behind it and go
 out together when it completes, so a busy connection makes one send per loop pass.
 
+What happens once per message is compiled: the transport's :class:`~century_ring._Stream`
+takes the receive's and the sends' completions from the ring without events, calls
+``data_received`` itself, sends what ``write`` is given, and calls back into this class only
+for what it decides (flow control, closing, errors, data held while reading is paused).
+
 A descriptor number is only ever closed after every operation queued on it has completed:
 ``connection_lost`` waits for the final completions of the receive (cancelled) and of the send
 in flight, so no queued operation can reach a number the process has reused.
@@ -22,7 +27,7 @@ import warnings
 from asyncio import base_events, constants, futures, protocols, transports, trsock
 from typing import TYPE_CHECKING, Any
 
-from century_ring._century_ring import CompletionEvent
+from century_ring._century_ring import _Stream
 
 if TYPE_CHECKING:
     from century_ring._century_ring import IoUring
@@ -47,7 +52,6 @@ class RingSocketTransport(transports._FlowControlMixin, transports.Transport):
         _high_water: int
         _protocol_paused: bool
 
-        def _maybe_pause_protocol(self) -> None: ...
         def _maybe_resume_protocol(self) -> None: ...
 
     _start_tls_compatible = True
@@ -84,26 +88,22 @@ class RingSocketTransport(transports._FlowControlMixin, transports.Transport):
         self._completions = completions
         self._receiver = receiver
         self._handlers = self._completions._handlers
-        #: Bound once: a send's completion handler, registered once per send.
-        self._sent_some_handler = self._sent_some
+        self._stream = _Stream(ring, self._sock_fd, self, self._handlers)
+        self._stream.high_water = self._high_water
+        #: Straight to the compiled stream, without a Python call in between: this runs once
+        #: per message written. What it does not take itself comes back to ``_write``.
+        self.write = self._stream.write  # type: ignore[method-assign]
         self._server = server
-        self._protocol_connected = False
-        self.set_protocol(protocol)
         self._closing = False
         self._lost_scheduled = False
         self._conn_lost = 0
         self._paused = False
         self._eof = False
-        #: The receive in flight, and what arrived while reading was paused.
-        self._receive: int | None = None
+        #: What arrived while reading was paused.
         self._held: collections.deque[bytes] = collections.deque()
-        #: The send in flight: its bytes, how far the kernel has taken them; then what waits.
-        self._send: int | None = None
-        self._sending = b""
-        self._sent = 0
-        self._queued: list[bytes] = []
-        self._queued_size = 0
         self._empty_waiter: futures.Future[None] | None = None
+        self._protocol_connected = False
+        self.set_protocol(protocol)
         if server is not None:
             server._attach()  # type: ignore[attr-defined]
         loop._transports[self._sock_fd] = self  # type: ignore[attr-defined]
@@ -128,6 +128,31 @@ class RingSocketTransport(transports._FlowControlMixin, transports.Transport):
         self._buffered = isinstance(protocol, protocols.BufferedProtocol)
         self._protocol = protocol
         self._protocol_connected = True
+        self._update_delivery()
+
+    def _update_delivery(self) -> None:
+        """Let the stream hand data straight to ``data_received`` while nothing stands in the
+        way (paused, held data, closing, a buffered protocol)."""
+        direct = not (self._buffered or self._paused or self._held or self._closing)
+        self._stream.deliver = self._protocol.data_received if direct else None  # type: ignore[attr-defined]
+
+    def _update_sending(self) -> None:
+        """Tell the stream whether it may send writes itself, and whether this transport must
+        hear of each send's completion."""
+        stream = self._stream
+        waiting = self._eof or self._empty_waiter is not None
+        stream.write_direct = not (waiting or self._conn_lost)
+        stream.watch = waiting or self._closing or self._protocol_paused
+
+    def _set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        super()._set_write_buffer_limits(high, low)  # type: ignore[misc]
+        if hasattr(self, "_stream"):
+            self._stream.high_water = self._high_water
+
+    def _maybe_pause_protocol(self) -> None:
+        super()._maybe_pause_protocol()  # type: ignore[misc]
+        if self._protocol_paused:
+            self._stream.watch = True
 
     def get_protocol(self) -> protocols.BaseProtocol:
         return self._protocol
@@ -144,6 +169,7 @@ class RingSocketTransport(transports._FlowControlMixin, transports.Transport):
         if self._closing or self._paused:
             return
         self._paused = True
+        self._update_delivery()
         self._stop_receiving()
         if self._loop.get_debug():
             logger.debug("%r pauses reading", self)
@@ -155,46 +181,36 @@ class RingSocketTransport(transports._FlowControlMixin, transports.Transport):
         if self._held:
             self._loop.call_soon(self._deliver_held)
         else:
+            self._update_delivery()
             self._start_receiving()
         if self._loop.get_debug():
             logger.debug("%r resumes reading", self)
 
     def _start_receiving(self) -> None:
-        if self._closing or self._paused or self._receive is not None or self._sock is None:
+        stream = self._stream
+        if self._closing or self._paused or stream.receive is not None or self._sock is None:
             return
-        self._receive = self._receiver.queue(self._sock_fd)
-        self._completions.on_completion(self._receive, self._received)
+        stream.receive = receive = self._receiver.queue(self._sock_fd)
+        self._handlers[receive] = stream
 
     def _stop_receiving(self) -> None:
-        if self._receive is not None:
-            self._completions.ignore(self._ring.prep_cancel(self._receive))
+        receive = self._stream.receive
+        if receive is not None:
+            self._completions.ignore(self._ring.prep_cancel(receive))
 
-    def _received(self, event: CompletionEvent) -> None:
-        more = event.more
-        if not more:
-            self._receive = None
-        result = event.result
+    def _received(self, result: int, data: bytes | None, more: bool) -> None:
+        """A completion of the receive that the stream did not hand to ``data_received``
+        itself: data while reading is paused or closing, for a buffered protocol, or the
+        receive's end."""
         if result > 0:
-            provided = event.provided_buffer
-            if provided is not None:
-                data = provided.tobytes()
-                provided.release()
-            else:
-                data = event.buffer or b""
+            if data is None:  # MSG_TRUNC on a stream socket discards what it counts
+                data = b""
             if self._paused or self._held or self._closing:
                 if not self._closing:
                     self._held.append(data)
-            elif self._buffered:
-                self._deliver(data)
+                    self._update_delivery()
             else:
-                # The common case, written out: this runs once per message received.
-                try:
-                    self._protocol.data_received(data)  # type: ignore[attr-defined]
-                except (SystemExit, KeyboardInterrupt):
-                    raise
-                except BaseException as exc:
-                    self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
-                    return
+                self._deliver(data)
             if more:
                 return
         elif result == 0:
@@ -202,6 +218,7 @@ class RingSocketTransport(transports._FlowControlMixin, transports.Transport):
                 self._maybe_lost()
             elif self._paused or self._held:
                 self._held.append(_EOF)
+                self._update_delivery()
             else:
                 self._read_eof()
             return
@@ -210,7 +227,7 @@ class RingSocketTransport(transports._FlowControlMixin, transports.Transport):
                 OSError(-result, os.strerror(-result)), "Fatal read error on socket transport"
             )
             return
-        if self._receive is None:
+        if self._stream.receive is None:
             if self._closing:
                 self._maybe_lost()
             elif not self._paused and not self._held:
@@ -225,6 +242,7 @@ class RingSocketTransport(transports._FlowControlMixin, transports.Transport):
                 return
             self._deliver(data)
         if not held and not self._paused:
+            self._update_delivery()
             self._start_receiving()
 
     def _deliver(self, data: bytes) -> None:
@@ -280,23 +298,11 @@ class RingSocketTransport(transports._FlowControlMixin, transports.Transport):
     # -- sending -----------------------------------------------------------------------------
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        if (
-            type(data) is bytes
-            and data
-            and self._send is None
-            and not (self._eof or self._conn_lost or self._empty_waiter is not None)
-        ):
-            # The common case, written out: nothing in flight, so this send goes out with
-            # this pass.
-            self._sending = data
-            self._sent = 0
-            self._send = send = self._ring.prep_send(
-                self._sock_fd, data, None, None, socket.MSG_NOSIGNAL, copy=False
-            )
-            self._handlers[send] = self._sent_some_handler
-            if len(data) > self._high_water:
-                self._maybe_pause_protocol()
-            return
+        # Replaced in __init__ by the stream's own write, which takes non-empty bytes itself
+        # and hands everything else to _write.
+        self._stream.write(data)
+
+    def _write(self, data: bytes | bytearray | memoryview) -> None:
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(
                 f"data argument must be a bytes-like object, not {type(data).__name__!r}"
@@ -313,78 +319,28 @@ class RingSocketTransport(transports._FlowControlMixin, transports.Transport):
             self._conn_lost += 1
             return
         # The caller may change a mutable buffer as soon as write() returns.
-        chunk = data if isinstance(data, bytes) else bytes(data)
-        if self._send is None:
-            self._start_send(chunk)
-        else:
-            self._queued.append(chunk)
-            self._queued_size += len(chunk)
-        self._maybe_pause_protocol()
+        self._stream.queue(data if isinstance(data, bytes) else bytes(data))
 
-    def _start_send(self, data: bytes) -> None:
-        self._sending = data
-        self._sent = 0
-        self._queue_send()
+    def _send_progress(self) -> None:
+        """A send completed while this transport waits on the buffer (the protocol is
+        paused, or the transport is closing, writing EOF or in sendfile)."""
+        if self._protocol_paused:
+            self._maybe_resume_protocol()
+        if self._stream.send_in_flight is None:
+            self._drained()
+        self._update_sending()
 
-    def _queue_send(self) -> None:
-        data = self._sending
-        # The ring holds ``data`` (no copy) until the completion.
-        self._send = self._ring.prep_send(
-            self._sock_fd,
-            data,
-            len(data) - self._sent,
-            self._sent,
-            socket.MSG_NOSIGNAL,
-            copy=False,
-        )
-        self._handlers[self._send] = self._sent_some_handler
-
-    def _sent_some(self, event: CompletionEvent) -> None:
-        self._send = None
-        if event.result == len(self._sending) - self._sent and not self._queued:
-            # The common case, written out: all of it went, and nothing waits behind it.
-            self._sending = b""
-            if self._protocol_paused:
-                self._maybe_resume_protocol()
-            if self._closing or self._eof or self._empty_waiter is not None:
-                self._drained()
-            return
-        if self._aborted:
-            self._sending = b""
+    def _send_failed(self, result: int) -> None:
+        if self._aborted or (result == -errno.ECANCELED and self._conn_lost):
             self._maybe_lost()
             return
-        result = event.result
-        if result < 0:
-            self._sending = b""
-            self._queued.clear()
-            self._queued_size = 0
-            if result == -errno.ECANCELED and self._conn_lost:
-                self._maybe_lost()
-                return
-            self._fatal_error(
-                OSError(-result, os.strerror(-result)), "Fatal write error on socket transport"
-            )
-            return
-        self._sent += result
-        if self._sent < len(self._sending):
-            self._queue_send()
-            return
-        if self._queued:
-            queued = self._queued
-            data = queued[0] if len(queued) == 1 else b"".join(queued)
-            queued.clear()
-            self._queued_size = 0
-            self._start_send(data)
-        else:
-            self._sending = b""
-            self._sent = 0
-        self._maybe_resume_protocol()
-        if self._send is None:
-            self._drained()
+        self._fatal_error(
+            OSError(-result, os.strerror(-result)), "Fatal write error on socket transport"
+        )
 
     def _drained(self) -> None:
         """Everything written has been taken by the kernel."""
-        if self._empty_waiter is not None:
+        if self._empty_waiter is not None and not self._empty_waiter.done():
             self._empty_waiter.set_result(None)
         if self._closing:
             self._maybe_lost()
@@ -392,13 +348,14 @@ class RingSocketTransport(transports._FlowControlMixin, transports.Transport):
             self._sock.shutdown(socket.SHUT_WR)
 
     def get_write_buffer_size(self) -> int:
-        return len(self._sending) - self._sent + self._queued_size
+        return self._stream.buffered
 
     def write_eof(self) -> None:
         if self._closing or self._eof:
             return
         self._eof = True
-        if self._send is None and self._sock is not None:
+        self._update_sending()
+        if self._stream.send_in_flight is None and self._sock is not None:
             self._sock.shutdown(socket.SHUT_WR)
 
     def can_write_eof(self) -> bool:
@@ -408,12 +365,14 @@ class RingSocketTransport(transports._FlowControlMixin, transports.Transport):
         if self._empty_waiter is not None:
             raise RuntimeError("Empty waiter is already set")
         self._empty_waiter = self._loop.create_future()
-        if self._send is None:
+        self._update_sending()
+        if self._stream.send_in_flight is None:
             self._empty_waiter.set_result(None)
         return self._empty_waiter
 
     def _reset_empty_waiter(self) -> None:
         self._empty_waiter = None
+        self._update_sending()
 
     # -- closing -----------------------------------------------------------------------------
 
@@ -422,9 +381,11 @@ class RingSocketTransport(transports._FlowControlMixin, transports.Transport):
             return
         self._closing = True
         self._held.clear()
+        self._update_delivery()
         self._stop_receiving()
-        if self._send is None:
+        if self._stream.send_in_flight is None:
             self._conn_lost += 1
+        self._update_sending()
         self._maybe_lost()
 
     def abort(self) -> None:
@@ -449,14 +410,15 @@ class RingSocketTransport(transports._FlowControlMixin, transports.Transport):
         if self._conn_lost and self._lost_scheduled:
             return
         self._aborted = True
-        self._queued.clear()
-        self._queued_size = 0
-        if self._send is not None:
-            self._completions.ignore(self._ring.prep_cancel(self._send))
+        send = self._stream.drop_sends()
+        if send is not None:
+            self._completions.ignore(self._ring.prep_cancel(send))
         self._closing = True
         self._held.clear()
+        self._update_delivery()
         self._stop_receiving()
         self._conn_lost += 1
+        self._update_sending()
         self._lost_exc = exc
         self._maybe_lost()
 
@@ -465,10 +427,12 @@ class RingSocketTransport(transports._FlowControlMixin, transports.Transport):
 
     def _maybe_lost(self) -> None:
         """Schedule ``connection_lost`` once closing and no operation is left in flight."""
-        if self._lost_scheduled or self._receive is not None or self._send is not None:
+        stream = self._stream
+        if self._lost_scheduled or stream.receive is not None or stream.send_in_flight is not None:
             return
         if not self._conn_lost:
             self._conn_lost += 1
+            self._update_sending()
         self._lost_scheduled = True
         self._loop.call_soon(self._call_connection_lost, self._lost_exc)
 
