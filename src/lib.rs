@@ -29,6 +29,8 @@ fn _century_ring(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(py::make_io_ring::make_io_ring, m)?)?;
     // Private, so set as an attribute rather than added (see `_operations` below).
     m.setattr("_Stream", m.py().get_type::<py::stream::Stream>())?;
+    m.setattr("_RunQueue", m.py().get_type::<py::run_queue::RunQueue>())?;
+    m.setattr("_Handle", m.py().get_type::<py::run_queue::Handle>())?;
     m.add_function(wrap_pyfunction!(py::sqe_flags::make_sqe_flags, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("AT_FDCWD", py::io_uring::AT_FDCWD)?;

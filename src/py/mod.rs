@@ -10,5 +10,6 @@ pub mod make_io_ring;
 pub mod operations;
 pub mod prep;
 pub mod registration;
+pub mod run_queue;
 pub mod sqe_flags;
 pub mod stream;

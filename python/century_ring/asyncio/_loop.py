@@ -1,24 +1,30 @@
 """The event loop: asyncio's own loop machinery, waiting in and doing its I/O through a ring.
 
-:class:`EventLoop` keeps asyncio's Unix loop (run pass, handles, timers, transports, servers,
-signals, subprocesses) and replaces what sits under it: the selector is
-:class:`~._selector.RingSelector` (so the loop waits in ``io_uring_enter``, which also submits
-everything queued during the pass), and the ``sock_*`` coroutines are ring operations, whose
-cancellation cancels the kernel's operation and keeps what completed anyway, as
-:mod:`century_ring.aio` does.
+:class:`EventLoop` keeps asyncio's Unix loop (servers, streams, SSL, signals, subprocesses)
+and replaces what runs on every pass: the run pass itself (ready queue, timers, handles,
+``_run_once``) is compiled (``_RunQueue``); the selector is :class:`~._selector.RingSelector`
+(so the loop waits in ``io_uring_enter``, which also submits everything queued during the
+pass); stream transports are :class:`~._transport.RingSocketTransport`; and the ``sock_*``
+coroutines are ring operations, whose cancellation cancels the kernel's operation and keeps
+what completed anyway, as :mod:`century_ring.aio` does.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 import os
 import socket
+import sys
 import weakref
-from asyncio import base_events
+from asyncio import base_events, events, format_helpers
+from collections.abc import Callable
+from contextvars import Context
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from century_ring._century_ring import make_io_ring
+from century_ring._century_ring import _Handle, _RunQueue, make_io_ring
 from century_ring.aio._asyncio_ring import AsyncioRing
 from century_ring.aio._current import _share_as_current
 from century_ring.asyncio._receiving import Receiver
@@ -35,6 +41,13 @@ _ENTRIES = 1024
 
 #: accept4() flags: asyncio's sockets are non-blocking and not inherited by child processes.
 _ACCEPT_FLAGS = socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC
+
+logger = logging.getLogger("asyncio")
+
+
+def _trace(handle: _Handle, frame: FrameType) -> None:
+    """In debug mode, where a callback was scheduled (from ``frame`` out), as asyncio keeps it."""
+    handle._source_traceback = format_helpers.extract_stack(frame)
 
 
 class _LoopRing(AsyncioRing):
@@ -128,12 +141,127 @@ class EventLoop(asyncio.SelectorEventLoop):
             raise
         selector = RingSelector(io_uring)
         super().__init__(selector)
+        #: The compiled run pass, also standing in for asyncio's ``_ready`` deque, which
+        #: asyncio's own code appends readers' and signal handlers' handles to.
+        self._run_queue = _RunQueue(self, self._clock_resolution)  # type: ignore[attr-defined]
+        self._ready = self._run_queue
+        self._bind_run_queue()
         self._ring_selector = selector
         self._ring = _LoopRing(selector, self)
         selector.dispatch = self._ring._dispatch
         self._receiver = Receiver(io_uring)
         self._kept = _KeptResults(self._ring)
         _share_as_current(self, self._ring)
+
+    # -- the run pass ------------------------------------------------------------------------
+
+    def _bind_run_queue(self) -> None:
+        """Point the methods called on every pass straight at the compiled run queue (instance
+        attributes: no Python frame in between). In debug mode ``call_soon``, ``call_at`` and
+        ``call_later`` stay the methods below, which check their arguments and the thread and
+        record where each callback was scheduled, as asyncio's do."""
+        queue = self._run_queue
+        if self._debug:  # type: ignore[attr-defined]
+            for name in ("call_soon", "call_at", "call_later"):
+                self.__dict__.pop(name, None)
+        else:
+            self.call_soon = queue.call_soon  # type: ignore[method-assign]
+            self.call_at = queue.call_at  # type: ignore[method-assign]
+            self.call_later = queue.call_later  # type: ignore[method-assign]
+        self.time = queue.time  # type: ignore[method-assign]
+        # asyncio's run_forever calls self._run_once() (an attribute typeshed does not know).
+        vars(self)["_run_once"] = queue.run_once
+
+    def set_debug(self, enabled: bool) -> None:
+        super().set_debug(enabled)
+        # asyncio's __init__ sets the mode before there is a queue.
+        if "_run_queue" in self.__dict__:
+            self._bind_run_queue()
+
+    def call_soon(  # type: ignore[override]
+        self, callback: Callable[..., object], *args: Any, context: Context | None = None
+    ) -> _Handle:
+        self._check_closed()  # type: ignore[attr-defined]
+        if self._debug:  # type: ignore[attr-defined]
+            self._check_thread()  # type: ignore[attr-defined]
+            self._check_callback(callback, "call_soon")  # type: ignore[attr-defined]
+        handle = self._run_queue.call_soon(callback, *args, context=context)
+        if self._debug:  # type: ignore[attr-defined]
+            _trace(handle, sys._getframe(1))
+        return handle
+
+    def call_at(  # type: ignore[override]
+        self,
+        when: float,
+        callback: Callable[..., object],
+        *args: Any,
+        context: Context | None = None,
+    ) -> _Handle:
+        if when is None:
+            raise TypeError("when cannot be None")
+        self._check_closed()  # type: ignore[attr-defined]
+        if self._debug:  # type: ignore[attr-defined]
+            self._check_thread()  # type: ignore[attr-defined]
+            self._check_callback(callback, "call_at")  # type: ignore[attr-defined]
+        timer = self._run_queue.call_at(when, callback, *args, context=context)
+        if self._debug:  # type: ignore[attr-defined]
+            _trace(timer, sys._getframe(1))
+        return timer
+
+    def call_later(  # type: ignore[override]
+        self,
+        delay: float,
+        callback: Callable[..., object],
+        *args: Any,
+        context: Context | None = None,
+    ) -> _Handle:
+        if delay is None:
+            raise TypeError("delay must not be None")
+        timer = self.call_at(self.time() + delay, callback, *args, context=context)
+        if timer._source_traceback:
+            del timer._source_traceback[-1]
+        return timer
+
+    def _call_soon(
+        self, callback: Callable[..., object], args: tuple[Any, ...], context: Context | None
+    ) -> _Handle:
+        # call_soon_threadsafe's: it checks, then drops this frame from the traceback.
+        handle = self._run_queue.call_soon(callback, *args, context=context)
+        if self._debug:  # type: ignore[attr-defined]
+            _trace(handle, sys._getframe(1))
+        return handle
+
+    def _run_debug(self, handle: _Handle | events.Handle) -> None:
+        """One handle of the pass in debug mode: slow callbacks are logged, as asyncio does."""
+        if handle._cancelled:
+            return
+        try:
+            self._current_handle: _Handle | events.Handle | None = handle
+            started = self.time()
+            handle._run()
+            took = self.time() - started
+            if took >= self.slow_callback_duration:
+                logger.warning(
+                    "Executing %s took %.3f seconds",
+                    base_events._format_handle(handle),  # type: ignore[attr-defined]
+                    took,
+                )
+        finally:
+            self._current_handle = None
+
+    def _callback_failed(self, handle: _Handle, exc: BaseException) -> None:
+        """A callback raised: the exception handler hears of it, as asyncio's Handle says."""
+        source = format_helpers._format_callback_source(handle._callback, handle._args or ())
+        context: dict[str, Any] = {
+            "message": f"Exception in callback {source}",
+            "exception": exc,
+            "handle": handle,
+        }
+        if handle._source_traceback:
+            context["source_traceback"] = handle._source_traceback
+        self.call_exception_handler(context)
+
+    # -- transports --------------------------------------------------------------------------
 
     def _make_socket_transport(
         self,
@@ -165,6 +293,7 @@ class EventLoop(asyncio.SelectorEventLoop):
         try:
             super().close()
         finally:
+            self._run_queue.close()
             # Closing the ring cancels whatever is still in flight and waits for it.
             self._ring._closing = True
             self._ring.ring.close()
