@@ -653,6 +653,50 @@ def test_abort_with_writes_queued_closes_once_after_the_kernel_is_done() -> None
     century_ring.asyncio.run(main())
 
 
+class EchoCollect(Collect):
+    """Writes back what it receives."""
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        self.transport.write(data)
+
+
+def test_close_and_abort_racing_arriving_data_lose_nothing_written_and_end_once() -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        rng = random.Random(11)
+        fds_before = open_fds()
+        for i in range(RACES):
+            protocol = EchoCollect()
+            transport, peer = await connected_pair(protocol)
+            with peer:
+                for _ in range(rng.randrange(4)):
+                    peer.send(os.urandom(rng.randrange(1, 3000)))
+                    for _ in range(rng.randrange(3)):
+                        await asyncio.sleep(0)
+                abort = i % 2 == 1
+                if abort:
+                    transport.abort()
+                else:
+                    transport.close()
+                written = bytes(protocol.data)  # everything written before the close
+                await asyncio.wait_for(protocol.done, 10)
+                assert protocol.lost == [None]
+                if not abort:
+                    # close() sends what was written first, then ends the stream.
+                    received = bytearray()
+                    while chunk := await loop.sock_recv(peer, 65536):
+                        received += chunk
+                    assert bytes(received) == written
+                # Data that arrives after the close goes nowhere, and nothing is called again.
+                assert bytes(protocol.data) == written
+        await asyncio.sleep(0.01)
+        assert open_fds() == fds_before
+        assert loop._ring.ring.in_flight <= 2  # type: ignore[attr-defined]
+
+    century_ring.asyncio.run(main())
+
+
 def test_a_server_survives_clients_that_vanish_mid_message() -> None:
     async def main() -> None:
         loop = asyncio.get_running_loop()

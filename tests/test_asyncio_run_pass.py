@@ -11,9 +11,8 @@ import threading
 import time
 from collections.abc import Iterator
 
-import pytest
-
 import century_ring.asyncio as cr_asyncio
+import pytest
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
