@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import gc
 import os
 import random
 import resource
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import textwrap
 import warnings
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -693,6 +695,23 @@ def test_close_and_abort_racing_arriving_data_lose_nothing_written_and_end_once(
         await asyncio.sleep(0.01)
         assert open_fds() == fds_before
         assert loop._ring.ring.in_flight <= 2  # type: ignore[attr-defined]
+
+    century_ring.asyncio.run(main())
+
+
+def test_a_closed_transport_and_its_protocol_are_freed() -> None:
+    async def main() -> None:
+        protocol = Collect()
+        transport, peer = await connected_pair(protocol)
+        transport.write(b"bye")
+        transport.close()
+        await protocol.done
+        peer.close()
+        await asyncio.sleep(0)
+        gone = weakref.ref(transport), weakref.ref(protocol)
+        del transport, protocol
+        gc.collect()
+        assert [ref() for ref in gone] == [None, None]
 
     century_ring.asyncio.run(main())
 
