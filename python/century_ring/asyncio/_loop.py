@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from century_ring._century_ring import _Handle, _RunQueue, make_io_ring
 from century_ring.aio._asyncio_ring import AsyncioRing
 from century_ring.aio._current import _share_as_current
+from century_ring.asyncio._accepting import ACCEPT_FLAGS, Acceptor
 from century_ring.asyncio._receiving import Receiver
 from century_ring.asyncio._selector import RingSelector
 from century_ring.asyncio._transport import RingSocketTransport
@@ -38,9 +39,6 @@ __all__ = ["EventLoop"]
 
 #: Submission queue entries: room for one pass of a busy server before it must submit early.
 _ENTRIES = 1024
-
-#: accept4() flags: asyncio's sockets are non-blocking and not inherited by child processes.
-_ACCEPT_FLAGS = socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC
 
 logger = logging.getLogger("asyncio")
 
@@ -150,6 +148,8 @@ class EventLoop(asyncio.SelectorEventLoop):
         self._ring = _LoopRing(selector, self)
         selector.dispatch = self._ring._dispatch
         self._receiver = Receiver(io_uring)
+        #: Listening sockets served by a multishot accept.
+        self._acceptors: dict[socket.socket, Acceptor] = {}
         self._kept = _KeptResults(self._ring)
         _share_as_current(self, self._ring)
 
@@ -261,7 +261,25 @@ class EventLoop(asyncio.SelectorEventLoop):
             context["source_traceback"] = handle._source_traceback
         self.call_exception_handler(context)
 
-    # -- transports --------------------------------------------------------------------------
+    # -- servers and transports --------------------------------------------------------------
+
+    def _start_serving(self, protocol_factory: Any, sock: socket.socket, *serving: Any) -> None:
+        try:
+            acceptor = Acceptor(
+                self, self._ring.ring, self._ring_selector, sock, (protocol_factory, *serving)
+            )
+        except NotImplementedError:  # no multishot accept: readiness, as asyncio's loop does
+            super()._start_serving(protocol_factory, sock, *serving)  # type: ignore[misc]
+            return
+        self._acceptors[sock] = acceptor
+
+    def _stop_serving(self, sock: socket.socket) -> None:
+        acceptor = self._acceptors.pop(sock, None)
+        if acceptor is None:
+            super()._stop_serving(sock)  # type: ignore[misc]
+            return
+        acceptor.stop()
+        sock.close()
 
     def _make_socket_transport(
         self,
@@ -389,7 +407,7 @@ class EventLoop(asyncio.SelectorEventLoop):
         kept = self._kept.take(sock)
         if kept is not None:
             return kept  # type: ignore[no-any-return]
-        event = await self._ring.accept(sock.fileno(), _ACCEPT_FLAGS, peer_address=True)
+        event = await self._ring.accept(sock.fileno(), ACCEPT_FLAGS, peer_address=True)
         # No await between the completion and here: the socket owns the descriptor before a
         # cancellation can land.
         try:

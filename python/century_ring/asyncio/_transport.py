@@ -84,17 +84,21 @@ class RingSocketTransport(transports._FlowControlMixin, transports.Transport):
                 self._extra["peername"] = None
         self._sock: socket.socket | None = sock
         self._sock_fd = sock.fileno()
+        self._closing = False
         self._ring = ring
         self._completions = completions
         self._receiver = receiver
         self._handlers = self._completions._handlers
+        self._server = server
+        if server is not None:
+            # First: a server that stopped serving meanwhile refuses (asyncio asserts), and
+            # this half-made transport must then go at once, closing the socket as it goes.
+            server._attach()  # type: ignore[attr-defined]
         self._stream = _Stream(ring, self._sock_fd, self, self._handlers)
         self._stream.high_water = self._high_water
         #: Straight to the compiled stream, without a Python call in between: this runs once
         #: per message written. What it does not take itself comes back to ``_write``.
         self.write = self._stream.write  # type: ignore[method-assign]
-        self._server = server
-        self._closing = False
         self._lost_scheduled = False
         self._conn_lost = 0
         self._paused = False
@@ -104,8 +108,6 @@ class RingSocketTransport(transports._FlowControlMixin, transports.Transport):
         self._empty_waiter: futures.Future[None] | None = None
         self._protocol_connected = False
         self.set_protocol(protocol)
-        if server is not None:
-            server._attach()  # type: ignore[attr-defined]
         loop._transports[self._sock_fd] = self  # type: ignore[attr-defined]
         base_events._set_nodelay(sock)  # type: ignore[attr-defined]
         loop.call_soon(self._protocol.connection_made, self)
