@@ -283,7 +283,7 @@ impl RunQueue {
                 let Some(Reverse(timer)) = state.timers.pop() else {
                     break;
                 };
-                timer.handle.borrow_mut(py).scheduled = false;
+                timer.handle.unschedule(py);
                 state.ready.push_back(timer.handle.into_any());
             }
             state.ready.len()
@@ -366,20 +366,22 @@ impl RunQueue {
             state.timers = timers
                 .into_iter()
                 .filter(|Reverse(timer)| {
-                    let mut handle = timer.handle.borrow_mut(py);
-                    handle.scheduled = !handle.cancelled;
-                    handle.scheduled
+                    let cancelled = timer.handle.is_cancelled(py);
+                    if cancelled {
+                        timer.handle.unschedule(py);
+                    }
+                    !cancelled
                 })
                 .collect();
             state.cancelled_timers = 0;
             return;
         }
         while let Some(Reverse(first)) = state.timers.peek() {
-            if !first.handle.borrow(py).cancelled {
+            if !first.handle.is_cancelled(py) {
                 break;
             }
             if let Some(Reverse(timer)) = state.timers.pop() {
-                timer.handle.borrow_mut(py).scheduled = false;
+                timer.handle.unschedule(py);
                 state.cancelled_timers = state.cancelled_timers.saturating_sub(1);
             }
         }
@@ -391,20 +393,19 @@ impl Handle {
     /// Cancels the callback: it will not run. Cancelling twice does nothing.
     fn cancel(slf: &Bound<'_, Self>) -> PyResult<()> {
         let py = slf.py();
-        if slf.borrow().cancelled {
-            return Ok(());
-        }
-        let (queue, debug) = {
+        let queue = {
             let handle = slf.borrow();
-            let queue = handle.queue.clone_ref(py);
-            let debug = queue
-                .get()
-                .event_loop
-                .bind(py)
-                .getattr(intern!(py, "_debug"))?
-                .is_truthy()?;
-            (queue, debug)
+            if handle.cancelled {
+                return Ok(());
+            }
+            handle.queue.clone_ref(py)
         };
+        let debug = queue
+            .get()
+            .event_loop
+            .bind(py)
+            .getattr(intern!(py, "_debug"))?
+            .is_truthy()?;
         // In debug mode the representation is kept, for "Executing <Handle ...> took" logs.
         let repr = if debug {
             Some(slf.repr()?.to_string())
@@ -412,6 +413,9 @@ impl Handle {
             None
         };
         let mut handle = slf.borrow_mut();
+        if handle.cancelled {
+            return Ok(()); // cancelled meanwhile, by the code the repr ran or another thread
+        }
         handle.cancelled = true;
         handle.repr = repr;
         let callback = handle.callback.take();
@@ -454,31 +458,45 @@ impl Handle {
 
     fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
         let py = slf.py();
-        let handle = slf.borrow();
-        if let Some(repr) = &handle.repr {
-            return Ok(repr.clone());
+        // Copied out first: Python code runs below (the arguments' repr), and no borrow is
+        // held over Python code anywhere in this file.
+        let (kept, when, cancelled, call, traceback) = {
+            let handle = slf.borrow();
+            let call = handle
+                .callback
+                .as_ref()
+                .zip(handle.args.as_ref())
+                .map(|(callback, args)| (callback.clone_ref(py), args.clone_ref(py)));
+            let traceback = handle.source_traceback.as_ref().map(|t| t.clone_ref(py));
+            (
+                handle.repr.clone(),
+                handle.when,
+                handle.cancelled,
+                call,
+                traceback,
+            )
+        };
+        if let Some(repr) = kept {
+            return Ok(repr);
         }
-        let mut info = vec![if handle.when.is_some() {
+        let mut info = vec![if when.is_some() {
             "TimerHandle".to_owned()
         } else {
             "Handle".to_owned()
         }];
-        if handle.cancelled {
+        if cancelled {
             info.push("cancelled".to_owned());
         }
-        if let Some(when) = handle.when {
+        if let Some(when) = when {
             info.push(format!("when={}", PyFloat::new(py, when).repr()?));
         }
-        if let (Some(callback), Some(args)) = (&handle.callback, &handle.args) {
+        if let Some((callback, args)) = call {
             let source = py
                 .import(intern!(py, "asyncio.format_helpers"))?
-                .call_method1(
-                    intern!(py, "_format_callback_source"),
-                    (callback.clone_ref(py), args.clone_ref(py)),
-                )?;
+                .call_method1(intern!(py, "_format_callback_source"), (callback, args))?;
             info.push(source.to_string());
         }
-        if let Some(traceback) = &handle.source_traceback {
+        if let Some(traceback) = traceback {
             let traceback = traceback.bind(py);
             if traceback.is_truthy()? {
                 let frame = traceback.get_item(-1)?;
@@ -505,6 +523,27 @@ impl Handle {
         self.callback = None;
         self.args = None;
         self.source_traceback = None;
+    }
+}
+
+/// What the pass reads and writes of a handle while it holds the queue's lock. No borrow of a
+/// handle is ever held over Python code, so with the GIL these never meet another; a
+/// free-threaded interpreter may run another thread's borrow at the same moment, which these
+/// step around (the flag is left as it was) rather than panic.
+trait TimerFlags {
+    fn is_cancelled(&self, py: Python<'_>) -> bool;
+    fn unschedule(&self, py: Python<'_>);
+}
+
+impl TimerFlags for Py<Handle> {
+    fn is_cancelled(&self, py: Python<'_>) -> bool {
+        self.try_borrow(py).is_ok_and(|handle| handle.cancelled)
+    }
+
+    fn unschedule(&self, py: Python<'_>) {
+        if let Ok(mut handle) = self.try_borrow_mut(py) {
+            handle.scheduled = false;
+        }
     }
 }
 
