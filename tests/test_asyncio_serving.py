@@ -170,3 +170,23 @@ with socket.create_connection(("127.0.0.1", int(sys.argv[1]))) as sock:
     sys.stdout.flush()
     sys.stdin.read()
 """
+
+
+@pytest.mark.skipif(sys.version_info < (3, 13), reason="Server.close_clients() is Python 3.13+")
+def test_close_clients_closes_every_connection_of_the_server() -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(Echo, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        streams = [await asyncio.open_connection("127.0.0.1", port) for _ in range(5)]
+        for reader, writer in streams:
+            writer.write(b"up")
+            assert await reader.readexactly(2) == b"up"
+        server.close()
+        server.close_clients()  # type: ignore[attr-defined]
+        await asyncio.wait_for(server.wait_closed(), 10)
+        for reader, writer in streams:
+            assert await reader.read() == b""
+            writer.close()
+
+    century_ring.asyncio.run(main())

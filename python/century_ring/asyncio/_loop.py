@@ -178,13 +178,18 @@ class EventLoop(asyncio.SelectorEventLoop):
         if "_run_queue" in self.__dict__:
             self._bind_run_queue()
 
-    def call_soon(  # type: ignore[override]
-        self, callback: Callable[..., object], *args: Any, context: Context | None = None
-    ) -> _Handle:
+    def _check_scheduling(self, callback: Callable[..., object], method: str) -> None:
+        """What asyncio checks before scheduling a callback (the thread and the callback only
+        in debug mode)."""
         self._check_closed()  # type: ignore[attr-defined]
         if self._debug:  # type: ignore[attr-defined]
             self._check_thread()  # type: ignore[attr-defined]
-            self._check_callback(callback, "call_soon")  # type: ignore[attr-defined]
+            self._check_callback(callback, method)  # type: ignore[attr-defined]
+
+    def call_soon(  # type: ignore[override]
+        self, callback: Callable[..., object], *args: Any, context: Context | None = None
+    ) -> _Handle:
+        self._check_scheduling(callback, "call_soon")
         handle = self._run_queue.call_soon(callback, *args, context=context)
         if self._debug:  # type: ignore[attr-defined]
             _trace(handle, sys._getframe(1))
@@ -199,10 +204,7 @@ class EventLoop(asyncio.SelectorEventLoop):
     ) -> _Handle:
         if when is None:
             raise TypeError("when cannot be None")
-        self._check_closed()  # type: ignore[attr-defined]
-        if self._debug:  # type: ignore[attr-defined]
-            self._check_thread()  # type: ignore[attr-defined]
-            self._check_callback(callback, "call_at")  # type: ignore[attr-defined]
+        self._check_scheduling(callback, "call_at")
         timer = self._run_queue.call_at(when, callback, *args, context=context)
         if self._debug:  # type: ignore[attr-defined]
             _trace(timer, sys._getframe(1))

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import collections
 import errno
+import inspect
 import logging
 import os
 import socket
@@ -40,6 +41,12 @@ logger = logging.getLogger("asyncio")
 
 #: Held in the receive queue while reading is paused: the peer's end of stream.
 _EOF = b""
+
+#: Whether a server keeps its transports (Python 3.13, for ``Server.close_clients()``): its
+#: ``_attach`` and ``_detach`` then take the transport.
+_SERVER_KEEPS_TRANSPORTS = (
+    len(inspect.signature(base_events.Server._attach).parameters) > 1  # type: ignore[attr-defined]
+)
 
 
 class RingSocketTransport(transports._FlowControlMixin, transports.Transport):
@@ -93,7 +100,10 @@ class RingSocketTransport(transports._FlowControlMixin, transports.Transport):
         if server is not None:
             # First: a server that stopped serving meanwhile refuses (asyncio asserts), and
             # this half-made transport must then go at once, closing the socket as it goes.
-            server._attach()  # type: ignore[attr-defined]
+            if _SERVER_KEEPS_TRANSPORTS:
+                server._attach(self)  # type: ignore[attr-defined]
+            else:
+                server._attach()  # type: ignore[attr-defined]
         self._stream = _Stream(ring, self._sock_fd, self, self._handlers)
         self._stream.high_water = self._high_water
         #: Straight to the compiled stream, without a Python call in between: this runs once
@@ -123,6 +133,14 @@ class RingSocketTransport(transports._FlowControlMixin, transports.Transport):
         if self._sock is not None:
             _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
             self._sock.close()
+            if self._server is not None and _SERVER_KEEPS_TRANSPORTS:
+                self._detach_from(self._server)
+
+    def _detach_from(self, server: base_events.Server) -> None:
+        if _SERVER_KEEPS_TRANSPORTS:
+            server._detach(self)  # type: ignore[attr-defined]
+        else:
+            server._detach()  # type: ignore[attr-defined]
 
     # -- the protocol ------------------------------------------------------------------------
 
@@ -205,14 +223,13 @@ class RingSocketTransport(transports._FlowControlMixin, transports.Transport):
         itself: data while reading is paused or closing, for a buffered protocol, or the
         receive's end."""
         if result > 0:
-            if data is None:  # MSG_TRUNC on a stream socket discards what it counts
-                data = b""
-            if self._paused or self._held or self._closing:
-                if not self._closing:
+            # (Data that arrives once closing goes nowhere.)
+            if data and not self._closing:
+                if self._paused or self._held:
                     self._held.append(data)
                     self._update_delivery()
-            else:
-                self._deliver(data)
+                else:
+                    self._deliver(data)
             if more:
                 return
         elif result == 0:
@@ -449,5 +466,5 @@ class RingSocketTransport(transports._FlowControlMixin, transports.Transport):
             self._protocol = None  # type: ignore[assignment]
             server = self._server
             if server is not None:
-                server._detach()  # type: ignore[attr-defined]
+                self._detach_from(server)
                 self._server = None
