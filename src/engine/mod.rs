@@ -7,6 +7,7 @@
 
 pub mod closing;
 pub mod completion_event;
+pub mod delivery;
 pub mod enter;
 pub mod inflight;
 pub mod reap;

@@ -11,33 +11,11 @@
 
 use pyo3::exceptions::PyMemoryError;
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
 
 use super::completion_event::{CompletionEvent, CQE_F_MORE};
+use super::delivery::{Copied, GivenBack, Reaped};
 use super::ring::{RawCompletion, Ring};
 use crate::mem::lent::{Lent, Report};
-
-/// A completion taken off the ring without an event: its data (what a receive or read
-/// brought) copied into `bytes`, any provided buffer back in its ring already.
-pub struct Copied {
-    pub user_data: u64,
-    pub result: i32,
-    pub flags: u32,
-    pub data: Option<Py<PyBytes>>,
-}
-
-/// What the ring delivers to a receiver that takes some completions as [`Copied`]: for those
-/// the receiver chose, with what it chose them for (`T`), and events for the rest.
-pub enum Reaped<T> {
-    Event(Py<CompletionEvent>),
-    Copied(Copied, T),
-}
-
-/// What a receiver handed back, to be delivered first next time.
-pub(super) enum GivenBack {
-    Event(Py<CompletionEvent>),
-    Copied(Copied),
-}
 
 impl Ring {
     /// How many events the next [`Ring::reap_into`] can deliver: those given back, and the

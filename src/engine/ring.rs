@@ -11,9 +11,9 @@ use io_uring::EnterFlags;
 use pyo3::prelude::*;
 
 use super::completion_event::{ResultInts, CQE_F_MORE};
+use super::delivery::GivenBack;
 use super::enter::{enter, timespec};
 use super::inflight::InFlight;
-use super::reap::GivenBack;
 use crate::base::errors;
 use crate::base::fork::Origin;
 use crate::base::kernel_support::KernelSupport;

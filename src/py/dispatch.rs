@@ -7,7 +7,7 @@ use pyo3::types::{PyDict, PyInt, PyList};
 
 use crate::base::objects::ListFiller;
 use crate::engine::completion_event::CQE_F_MORE;
-use crate::engine::reap::Reaped;
+use crate::engine::delivery::Reaped;
 use crate::py::io_uring::IoUring;
 use crate::py::stream::Stream;
 
