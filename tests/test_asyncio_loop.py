@@ -699,6 +699,29 @@ def test_close_and_abort_racing_arriving_data_lose_nothing_written_and_end_once(
     century_ring.asyncio.run(main())
 
 
+def test_a_protocol_without_data_received_fails_when_data_comes_as_on_asyncios_loop() -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        reports: list[dict[str, Any]] = []
+        loop.set_exception_handler(lambda loop, context: reports.append(context))
+        lost = loop.create_future()
+
+        class WriteOnly(asyncio.BaseProtocol):
+            def connection_lost(self, exc: Exception | None) -> None:
+                lost.set_result(exc)
+
+        transport, peer = await connected_pair(WriteOnly())
+        with peer:
+            transport.write(b"out")
+            assert await loop.sock_recv(peer, 10) == b"out"
+            peer.send(b"in")
+            assert isinstance(await asyncio.wait_for(lost, 10), AttributeError)
+        (report,) = reports
+        assert report["message"] == "Fatal error: protocol.data_received() call failed."
+
+    century_ring.asyncio.run(main())
+
+
 def test_a_closed_transport_and_its_protocol_are_freed() -> None:
     async def main() -> None:
         protocol = Collect()

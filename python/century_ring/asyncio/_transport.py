@@ -154,7 +154,9 @@ class RingSocketTransport(transports._FlowControlMixin, transports.Transport):
         """Let the stream hand data straight to ``data_received`` while nothing stands in the
         way (paused, held data, closing, a buffered protocol)."""
         direct = not (self._buffered or self._paused or self._held or self._closing)
-        self._stream.deliver = self._protocol.data_received if direct else None  # type: ignore[attr-defined]
+        # (A protocol without data_received meets its AttributeError when data comes, as on
+        # asyncio's loop: through _received.)
+        self._stream.deliver = getattr(self._protocol, "data_received", None) if direct else None
 
     def _update_sending(self) -> None:
         """Tell the stream whether it may send writes itself, and whether this transport must
