@@ -44,15 +44,21 @@ def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
     right.close()
 
 
-def receiving(
-    ring: IoUring, fd: int, handlers: dict[int, Any]
-) -> tuple[_Stream, Transport, BufferRing]:
+def sending(ring: IoUring, fd: int) -> tuple[dict[int, Any], _Stream, Transport]:
+    """A stream on ``fd``, the loop's handler table it enters its operations in, and the
+    transport that records what the stream asks of it."""
+    handlers: dict[int, Any] = {}
     transport = Transport()
-    stream = _Stream(ring, fd, transport, handlers)
+    return handlers, _Stream(ring, fd, transport, handlers), transport
+
+
+def receiving(ring: IoUring, fd: int) -> tuple[dict[int, Any], _Stream, Transport, BufferRing]:
+    """As :func:`sending`, with a multishot receive armed on a buffer ring."""
+    handlers, stream, transport = sending(ring, fd)
     buffers = ring.register_buffer_ring(0, BUFFERS, BUFFER_SIZE)
     stream.receive = receive = ring.prep_recv(fd, 0, buffer_group=buffers, multishot=True)
     handlers[receive] = stream
-    return stream, transport, buffers
+    return handlers, stream, transport, buffers
 
 
 def reap_until(ring: IoUring, handlers: dict[int, Any], done: Any) -> None:
@@ -67,8 +73,7 @@ def reap_until(ring: IoUring, handlers: dict[int, Any], done: Any) -> None:
 def test_received_data_goes_to_deliver_and_its_buffer_back_to_the_ring(
     ring: IoUring, pair: tuple[socket.socket, socket.socket]
 ) -> None:
-    handlers: dict[int, Any] = {}
-    stream, transport, buffers = receiving(ring, pair[0].fileno(), handlers)
+    handlers, stream, transport, buffers = receiving(ring, pair[0].fileno())
     got: list[bytes] = []
     stream.deliver = got.append
     for n in range(3 * BUFFERS):  # more arrivals than the ring has buffers
@@ -84,8 +89,7 @@ def test_received_data_goes_to_deliver_and_its_buffer_back_to_the_ring(
 def test_without_deliver_the_transport_decides_and_hears_the_end(
     ring: IoUring, pair: tuple[socket.socket, socket.socket]
 ) -> None:
-    handlers: dict[int, Any] = {}
-    stream, transport, buffers = receiving(ring, pair[0].fileno(), handlers)
+    handlers, stream, transport, buffers = receiving(ring, pair[0].fileno())
     receive = stream.receive
     pair[1].send(b"held")
     reap_until(ring, handlers, lambda: transport.calls)
@@ -100,8 +104,7 @@ def test_without_deliver_the_transport_decides_and_hears_the_end(
 def test_an_error_in_deliver_goes_to_fatal_error_and_the_next_data_still_comes(
     ring: IoUring, pair: tuple[socket.socket, socket.socket]
 ) -> None:
-    handlers: dict[int, Any] = {}
-    stream, transport, _ = receiving(ring, pair[0].fileno(), handlers)
+    handlers, stream, transport, _ = receiving(ring, pair[0].fileno())
     failure = ValueError("protocol bug")
 
     def deliver(data: bytes) -> None:
@@ -118,8 +121,7 @@ def test_an_error_in_deliver_goes_to_fatal_error_and_the_next_data_still_comes(
 def test_data_behind_a_handler_that_raises_comes_with_the_next_reap(
     ring: IoUring, pair: tuple[socket.socket, socket.socket]
 ) -> None:
-    handlers: dict[int, Any] = {}
-    stream, transport, buffers = receiving(ring, pair[0].fileno(), handlers)
+    handlers, stream, transport, buffers = receiving(ring, pair[0].fileno())
     got: list[bytes] = []
     stream.deliver = got.append
 
@@ -143,8 +145,7 @@ def test_data_behind_a_handler_that_raises_comes_with_the_next_reap(
 def test_a_keyboard_interrupt_in_deliver_leaves_the_reap(
     ring: IoUring, pair: tuple[socket.socket, socket.socket]
 ) -> None:
-    handlers: dict[int, Any] = {}
-    stream, transport, _ = receiving(ring, pair[0].fileno(), handlers)
+    handlers, stream, transport, _ = receiving(ring, pair[0].fileno())
 
     def deliver(data: bytes) -> None:
         raise KeyboardInterrupt
@@ -160,9 +161,7 @@ def test_a_keyboard_interrupt_in_deliver_leaves_the_reap(
 def test_writes_go_out_in_order_queued_ones_joined_behind_the_send_in_flight(
     ring: IoUring, pair: tuple[socket.socket, socket.socket]
 ) -> None:
-    handlers: dict[int, Any] = {}
-    transport = Transport()
-    stream = _Stream(ring, pair[0].fileno(), transport, handlers)
+    handlers, stream, transport = sending(ring, pair[0].fileno())
     stream.write(b"one ")
     first = stream.send_in_flight
     assert first is not None and handlers[first] is stream
@@ -180,9 +179,7 @@ def test_writes_go_out_in_order_queued_ones_joined_behind_the_send_in_flight(
 def test_a_partial_send_sends_the_rest(
     ring: IoUring, pair: tuple[socket.socket, socket.socket]
 ) -> None:
-    handlers: dict[int, Any] = {}
-    transport = Transport()
-    stream = _Stream(ring, pair[0].fileno(), transport, handlers)
+    handlers, stream, transport = sending(ring, pair[0].fileno())
     data = bytes(range(256)) * 8192  # 2 MiB: more than a socket buffer takes at once
     stream.write(data)
     received = bytearray()
@@ -201,9 +198,7 @@ def test_a_partial_send_sends_the_rest(
 def test_the_transport_hears_of_sends_when_it_watches_and_of_failures_always(
     ring: IoUring, pair: tuple[socket.socket, socket.socket]
 ) -> None:
-    handlers: dict[int, Any] = {}
-    transport = Transport()
-    stream = _Stream(ring, pair[0].fileno(), transport, handlers)
+    handlers, stream, transport = sending(ring, pair[0].fileno())
     stream.watch = True
     stream.write(b"watched")
     reap_until(ring, handlers, lambda: transport.calls)
@@ -220,9 +215,7 @@ def test_the_transport_hears_of_sends_when_it_watches_and_of_failures_always(
 def test_a_write_past_the_high_water_mark_asks_to_pause(
     ring: IoUring, pair: tuple[socket.socket, socket.socket]
 ) -> None:
-    handlers: dict[int, Any] = {}
-    transport = Transport()
-    stream = _Stream(ring, pair[0].fileno(), transport, handlers)
+    handlers, stream, transport = sending(ring, pair[0].fileno())
     stream.high_water = 10
     stream.write(b"0123456789")
     assert transport.calls == []
@@ -238,9 +231,7 @@ def test_a_write_past_the_high_water_mark_asks_to_pause(
 def test_dropped_sends_are_not_sent_and_the_one_in_flight_is_given_to_cancel(
     ring: IoUring, pair: tuple[socket.socket, socket.socket]
 ) -> None:
-    handlers: dict[int, Any] = {}
-    transport = Transport()
-    stream = _Stream(ring, pair[0].fileno(), transport, handlers)
+    handlers, stream, transport = sending(ring, pair[0].fileno())
     stream.write(b"in flight")
     stream.write(b"queued")
     assert stream.drop_sends() == stream.send_in_flight
@@ -248,3 +239,4 @@ def test_dropped_sends_are_not_sent_and_the_one_in_flight_is_given_to_cancel(
     reap_until(ring, handlers, lambda: stream.send_in_flight is None)
     assert pair[1].recv(100) == b"in flight"
     assert ring.in_flight == 0
+    assert transport.calls == []  # not watching: the send's completion asks nothing
