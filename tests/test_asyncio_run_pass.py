@@ -81,6 +81,27 @@ def test_cancelled_callbacks_do_not_run_and_many_cancelled_timers_are_swept(
     assert all(not timer._scheduled for timer in timers[:900])  # type: ignore[attr-defined]
 
 
+def test_a_finalizer_run_by_sweeping_a_timer_may_schedule_a_callback(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    ran: list[str] = []
+
+    class SchedulesWhenFreed:
+        def __del__(self) -> None:
+            loop.call_soon(ran.append, "scheduled by a finalizer")
+
+    context = contextvars.copy_context()
+    context.run(request_id.set, SchedulesWhenFreed())  # type: ignore[arg-type]
+    timer = loop.call_later(3600, print, context=context)
+    del context
+    timer.cancel()
+    del timer
+    # The pass sweeps the cancelled timer; its last reference goes, and with it the context
+    # and the finalizer, which schedules a callback: the queue is not locked meanwhile.
+    run_briefly(loop)
+    assert ran == ["scheduled by a finalizer"]
+
+
 def test_an_exception_in_a_callback_goes_to_the_handler_and_the_pass_goes_on(
     loop: asyncio.AbstractEventLoop,
 ) -> None:

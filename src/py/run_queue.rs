@@ -256,17 +256,19 @@ impl RunQueue {
         let this = slf.get();
         let event_loop = this.event_loop.bind(py);
         let stopping = event_loop.getattr(intern!(py, "_stopping"))?.is_truthy()?;
-        let timeout = {
+        let (timeout, swept) = {
             let mut state = lock(&this.state);
-            this.sweep_cancelled(py, &mut state);
-            if !state.ready.is_empty() || stopping {
+            let swept = this.sweep_cancelled(py, &mut state);
+            let timeout = if !state.ready.is_empty() || stopping {
                 Some(0.0)
             } else {
                 state.timers.peek().map(|Reverse(first)| {
                     (first.when - monotonic()).clamp(0.0, MAXIMUM_SELECT_TIMEOUT)
                 })
-            }
+            };
+            (timeout, swept)
         };
+        drop(swept);
         let events = event_loop
             .getattr(intern!(py, "_selector"))?
             .call_method1(intern!(py, "select"), (timeout,))?;
@@ -355,26 +357,29 @@ impl RunQueue {
     }
 
     /// asyncio's clean-up of cancelled timers before a wait: all at once when they are many,
-    /// else those at the head of the heap.
-    fn sweep_cancelled(&self, py: Python<'_>, state: &mut State) {
+    /// else those at the head of the heap. Returns the handles taken out, for the caller to
+    /// drop once the lock is released: a last reference may run Python code (a finalizer of
+    /// something in the handle's context), which may schedule a callback, which takes the lock.
+    #[must_use]
+    fn sweep_cancelled(&self, py: Python<'_>, state: &mut State) -> Vec<Py<Handle>> {
+        let mut swept = Vec::new();
         let scheduled = state.timers.len();
         if scheduled > MIN_SCHEDULED_TIMER_HANDLES
             && state.cancelled_timers as f64 / scheduled as f64
                 > MIN_CANCELLED_TIMER_HANDLES_FRACTION
         {
-            let timers = std::mem::take(&mut state.timers);
-            state.timers = timers
-                .into_iter()
-                .filter(|Reverse(timer)| {
-                    let cancelled = timer.handle.is_cancelled(py);
-                    if cancelled {
-                        timer.handle.unschedule(py);
-                    }
-                    !cancelled
-                })
-                .collect();
+            let mut kept = Vec::with_capacity(scheduled - state.cancelled_timers.min(scheduled));
+            for Reverse(timer) in std::mem::take(&mut state.timers).into_vec() {
+                if timer.handle.is_cancelled(py) {
+                    timer.handle.unschedule(py);
+                    swept.push(timer.handle);
+                } else {
+                    kept.push(Reverse(timer));
+                }
+            }
+            state.timers = BinaryHeap::from(kept);
             state.cancelled_timers = 0;
-            return;
+            return swept;
         }
         while let Some(Reverse(first)) = state.timers.peek() {
             if !first.handle.is_cancelled(py) {
@@ -383,8 +388,10 @@ impl RunQueue {
             if let Some(Reverse(timer)) = state.timers.pop() {
                 timer.handle.unschedule(py);
                 state.cancelled_timers = state.cancelled_timers.saturating_sub(1);
+                swept.push(timer.handle);
             }
         }
+        swept
     }
 }
 
