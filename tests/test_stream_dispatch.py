@@ -240,3 +240,20 @@ def test_dropped_sends_are_not_sent_and_the_one_in_flight_is_given_to_cancel(
     assert pair[1].recv(100) == b"in flight"
     assert ring.in_flight == 0
     assert transport.calls == []  # not watching: the send's completion asks nothing
+
+
+class Subclass(bytes):
+    pass
+
+
+def test_the_stream_holds_only_plain_bytes(
+    ring: IoUring, pair: tuple[socket.socket, socket.socket]
+) -> None:
+    handlers, stream, transport = sending(ring, pair[0].fileno())
+    with pytest.raises(TypeError, match="takes bytes, not Subclass"):
+        stream.queue(Subclass(b"x"))
+    # write() hands a subclass to the transport, which copies it into plain bytes.
+    stream.write(Subclass(b"y"))
+    assert transport.calls == [("_write", (b"y",))]
+    assert stream.send_in_flight is None
+    assert handlers == {}  # nothing was queued on the ring

@@ -112,24 +112,20 @@ impl Stream {
 
     /// Sends ``data`` after everything written before it, then asks the transport to pause
     /// the protocol if the buffer passed :attr:`high_water`.
-    fn queue(slf: &Bound<'_, Self>, data: &Bound<'_, PyBytes>) -> PyResult<()> {
-        let mut this = slf.borrow_mut();
-        if this.send.is_none() {
-            drop(this);
-            Self::start_send(slf, data.clone().unbind(), 0)?;
-            this = slf.borrow_mut();
-        } else {
-            this.queued_size += data.as_bytes().len();
-            this.queued.push(data.clone().unbind());
-        }
-        if this.buffered(slf.py()) > this.high_water {
-            let transport = this.transport.as_ref().map(|t| t.clone_ref(slf.py()));
-            drop(this);
-            if let Some(transport) = transport {
-                transport.call_method0(slf.py(), intern!(slf.py(), "_maybe_pause_protocol"))?;
-            }
-        }
-        Ok(())
+    ///
+    /// :raises TypeError: ``data`` is not exactly :class:`bytes`: the stream holds no object
+    ///     whose finalizer could run Python code while it changes its state.
+    #[pyo3(name = "queue")]
+    fn queue_bytes(slf: &Bound<'_, Self>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let data = data.cast_exact::<PyBytes>().map_err(|_| {
+            pyo3::exceptions::PyTypeError::new_err(format!(
+                "_Stream.queue() takes bytes, not {}",
+                data.get_type()
+                    .name()
+                    .map_or_else(|_| "?".to_owned(), |name| name.to_string())
+            ))
+        })?;
+        Self::queue(slf, data)
     }
 
     /// Bytes written and not yet taken by the kernel.
@@ -177,6 +173,28 @@ impl Stream {
 }
 
 impl Stream {
+    /// Sends ``data`` after everything written before it, then asks the transport to pause
+    /// the protocol if the buffer passed `high_water`.
+    fn queue(slf: &Bound<'_, Self>, data: &Bound<'_, PyBytes>) -> PyResult<()> {
+        let mut this = slf.borrow_mut();
+        if this.send.is_none() {
+            drop(this);
+            Self::start_send(slf, data.clone().unbind(), 0)?;
+            this = slf.borrow_mut();
+        } else {
+            this.queued_size += data.as_bytes().len();
+            this.queued.push(data.clone().unbind());
+        }
+        if this.buffered(slf.py()) > this.high_water {
+            let transport = this.transport.as_ref().map(|t| t.clone_ref(slf.py()));
+            drop(this);
+            if let Some(transport) = transport {
+                transport.call_method0(slf.py(), intern!(slf.py(), "_maybe_pause_protocol"))?;
+            }
+        }
+        Ok(())
+    }
+
     fn buffered(&self, py: Python<'_>) -> usize {
         let in_flight = self
             .sending

@@ -339,8 +339,9 @@ class RingSocketTransport(transports._FlowControlMixin, transports.Transport):
                 logger.warning("socket.send() raised exception.")
             self._conn_lost += 1
             return
-        # The caller may change a mutable buffer as soon as write() returns.
-        self._stream.queue(data if isinstance(data, bytes) else bytes(data))
+        # The caller may change a mutable buffer as soon as write() returns; and the stream
+        # holds only plain bytes (no subclass's finalizer runs inside it).
+        self._stream.queue(data if type(data) is bytes else bytes(data))
 
     def _send_progress(self) -> None:
         """A send completed while this transport waits on the buffer (the protocol is
