@@ -24,49 +24,29 @@ impl Ring {
         self.reaped.len() + self.ready.len()
     }
 
-    /// Delivers up to `limit` events to `deliver`, oldest first, with their `user_data`: first
-    /// those given back, then the events of the completions [`Ring::collect`] took. From the
-    /// moment `deliver` is called, the event is the receiver's, and so is what its completion
-    /// reported. A `MemoryError` making an event stops it: that completion stays ready, for a
-    /// later call.
+    /// Delivers every event ready now to `deliver`, oldest first: first those given back,
+    /// then the events of the completions [`Ring::collect`] took. From the moment `deliver` is
+    /// called, the event is the receiver's, and so is what its completion reported. A
+    /// `MemoryError` making an event stops it: that completion stays ready, for a later call.
     #[inline]
     pub fn reap_into(
         &mut self,
         py: Python<'_>,
-        limit: usize,
-        mut deliver: impl FnMut(u64, Py<CompletionEvent>),
+        mut deliver: impl FnMut(Py<CompletionEvent>),
     ) -> PyResult<()> {
-        let mut delivered = 0;
-        let mut made = Ok(());
-        while delivered < limit {
-            match self.given_back_event(py) {
-                Some(Ok(event)) => deliver(event.get().user_data(), event),
-                Some(Err(err)) => return Err(err),
-                None => break,
-            }
-            delivered += 1;
-        }
-        // The highest end of the `bytes` objects made, for the heap reserve.
-        let mut highest = 0;
-        while delivered < limit {
-            let Some(&raw) = self.ready.front() else {
-                break;
-            };
-            match self.take_event(py, raw, &mut highest) {
-                Ok(event) => deliver(raw.user_data, event),
-                Err(err) => {
-                    made = Err(err);
-                    break;
-                }
-            }
-            delivered += 1;
-        }
-        self.heap_reserve.keep_above(highest);
-        made
+        // Nothing is chosen to be copied out: every completion comes as an event.
+        self.reap_choosing(
+            py,
+            |_| None::<std::convert::Infallible>,
+            |reaped| match reaped {
+                Reaped::Event(event) => deliver(event),
+                Reaped::Copied(_, never) => match never {},
+            },
+        )
     }
 
-    /// Delivers every completion ready now, oldest first, as [`Ring::reap_into`] does, except
-    /// that those for which `choose` gives a `T` come as [`Reaped::Copied`]: no event is made
+    /// Delivers every completion ready now, oldest first, as events, except that those for
+    /// which `choose` gives a `T` come as [`Reaped::Copied`]: no event is made
     /// for them, their data is copied into `bytes` and a provided buffer goes straight back to
     /// its ring. For a receiver that would copy the data out of the event anyway (an event
     /// loop's stream transport), this is the cheaper form. `choose` is asked once per
@@ -136,20 +116,6 @@ impl Ring {
     /// Drops the events given back and not delivered again (the ring is closing).
     pub(super) fn discard_reaped(&mut self) {
         self.reaped.clear();
-    }
-
-    /// The first thing given back, as an event (made now if it was taken as [`Copied`]).
-    fn given_back_event(&mut self, py: Python<'_>) -> Option<PyResult<Py<CompletionEvent>>> {
-        Some(match self.reaped.pop_front()? {
-            GivenBack::Event(event) => Ok(event),
-            GivenBack::Copied(copied) => {
-                let event = self.event_of_copied(py, &copied);
-                if event.is_err() {
-                    self.reaped.push_front(GivenBack::Copied(copied));
-                }
-                event
-            }
-        })
     }
 
     /// The event of a completion taken as [`Copied`]: its data as the event's `buffer`.

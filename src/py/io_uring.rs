@@ -222,7 +222,7 @@ impl IoUring {
             // appending to a growing one, and before any event leaves the ring: without memory
             // for it, nothing is taken.
             let mut events = ListFiller::new(py, ring.deliverable())?;
-            let made = ring.reap_into(py, usize::MAX, |_, event| events.push(event.into_any()));
+            let made = ring.reap_into(py, |event| events.push(event.into_any()));
             // A MemoryError after some events were delivered is not raised: they are returned,
             // and the completion that met it comes with a later call.
             match events.finish() {
