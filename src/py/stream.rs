@@ -10,10 +10,11 @@
 //! making events (`dispatch.rs`).
 
 use io_uring::squeue::Flags;
+use pyo3::call::PyCallArgs;
 use pyo3::exceptions::PyException;
 use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict};
+use pyo3::types::{PyBytes, PyDict, PyString};
 use pyo3::{intern, PyTraverseError};
 
 use crate::base::objects;
@@ -100,14 +101,8 @@ impl Stream {
                 }
             }
         }
-        let transport = this.transport.as_ref().map(|t| t.clone_ref(slf.py()));
         drop(this);
-        match transport {
-            Some(transport) => transport
-                .call_method1(slf.py(), intern!(slf.py(), "_write"), (data,))
-                .map(drop),
-            None => Ok(()),
-        }
+        Self::tell(slf, intern!(slf.py(), "_write"), (data,))
     }
 
     /// Sends ``data`` after everything written before it, then asks the transport to pause
@@ -186,11 +181,8 @@ impl Stream {
             this.queued.push(data.clone().unbind());
         }
         if this.buffered(slf.py()) > this.high_water {
-            let transport = this.transport.as_ref().map(|t| t.clone_ref(slf.py()));
             drop(this);
-            if let Some(transport) = transport {
-                transport.call_method0(slf.py(), intern!(slf.py(), "_maybe_pause_protocol"))?;
-            }
+            return Self::tell(slf, intern!(slf.py(), "_maybe_pause_protocol"), ());
         }
         Ok(())
     }
@@ -285,33 +277,22 @@ impl Stream {
             if !more {
                 this.receive = None;
             }
-            let transport = this.transport.as_ref().map(|t| t.clone_ref(py));
             if let (true, Some(deliver), Some(data)) = (more && result > 0, &this.deliver, &data) {
                 let deliver = deliver.clone_ref(py);
                 drop(this);
                 return match deliver.call1(py, (data,)) {
                     Ok(_) => Ok(()),
-                    Err(err) if err.is_instance_of::<PyException>(py) => match transport {
-                        Some(transport) => transport
-                            .call_method1(
-                                py,
-                                intern!(py, "_fatal_error"),
-                                (err, "Fatal error: protocol.data_received() call failed."),
-                            )
-                            .map(drop),
-                        None => Ok(()),
-                    },
+                    Err(err) if err.is_instance_of::<PyException>(py) => Self::tell(
+                        slf,
+                        intern!(py, "_fatal_error"),
+                        (err, "Fatal error: protocol.data_received() call failed."),
+                    ),
                     // KeyboardInterrupt and SystemExit leave the loop.
                     Err(err) => Err(err),
                 };
             }
             drop(this);
-            return match transport {
-                Some(transport) => transport
-                    .call_method1(py, intern!(py, "_received"), (result, data, more))
-                    .map(drop),
-                None => Ok(()),
-            };
+            return Self::tell(slf, intern!(py, "_received"), (result, data, more));
         }
         if this.send == Some(user_data) {
             drop(this);
@@ -348,16 +329,10 @@ impl Stream {
         let py = slf.py();
         let mut this = slf.borrow_mut();
         this.send = None;
-        let transport = this.transport.as_ref().map(|t| t.clone_ref(py));
         if result < 0 {
             this.drop_sends();
             drop(this);
-            return match transport {
-                Some(transport) => transport
-                    .call_method1(py, intern!(py, "_send_failed"), (result,))
-                    .map(drop),
-                None => Ok(()),
-            };
+            return Self::tell(slf, intern!(py, "_send_failed"), (result,));
         }
         this.sent += result as usize;
         let length = this
@@ -381,11 +356,28 @@ impl Stream {
         if let Some((data, offset)) = next {
             Self::start_send(slf, data, offset)?;
         }
+        if watch {
+            return Self::tell(slf, intern!(py, "_send_progress"), ());
+        }
+        Ok(())
+    }
+
+    /// Calls the transport's method `name` with `args`, for what it decides (nothing once the
+    /// collector has cleared the stream). No borrow of the stream may be held: the transport
+    /// comes back into it.
+    fn tell<'py>(
+        slf: &Bound<'py, Self>,
+        name: &Bound<'py, PyString>,
+        args: impl PyCallArgs<'py>,
+    ) -> PyResult<()> {
+        let transport = slf
+            .borrow()
+            .transport
+            .as_ref()
+            .map(|t| t.clone_ref(slf.py()));
         match transport {
-            Some(transport) if watch => transport
-                .call_method0(py, intern!(py, "_send_progress"))
-                .map(drop),
-            _ => Ok(()),
+            Some(transport) => transport.bind(slf.py()).call_method1(name, args).map(drop),
+            None => Ok(()),
         }
     }
 }
