@@ -167,26 +167,33 @@ def watch_stdin(loop: asyncio.AbstractEventLoop, tally: Tally) -> None:
 # --- echo servers -------------------------------------------------------------------------------
 
 
+class Counted(asyncio.Protocol):
+    """A server connection that tells ``tally`` when it starts and ends."""
+
+    # Any: uvloop's and rloop's transports are not asyncio.Transport subclasses.
+    transport: Any
+
+    def __init__(self, tally: Tally) -> None:
+        self.tally = tally
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        nodelay(transport.get_extra_info("socket"))
+        self.tally.connected()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.tally.lost()
+
+
 async def serve_protocol(listener: socket.socket, tally: Tally, size: int) -> None:
     loop = asyncio.get_running_loop()
 
-    class Echo(asyncio.Protocol):
-        # Any: uvloop's and rloop's transports are not asyncio.Transport subclasses.
-        transport: Any
-
-        def connection_made(self, transport: Any) -> None:
-            self.transport = transport
-            nodelay(transport.get_extra_info("socket"))
-            tally.connected()
-
+    class Echo(Counted):
         def data_received(self, data: bytes) -> None:
             self.transport.write(data)
             tally.count += len(data)
 
-        def connection_lost(self, exc: Exception | None) -> None:
-            tally.lost()
-
-    server = await loop.create_server(Echo, sock=listener)
+    server = await loop.create_server(lambda: Echo(tally), sock=listener)
     await tally.done
     server.close()
 
@@ -254,15 +261,10 @@ async def serve_httptools(listener: socket.socket, tally: Tally, size: int) -> N
 
     loop = asyncio.get_running_loop()
 
-    class Http(asyncio.Protocol):
-        # Any: uvloop's and rloop's transports are not asyncio.Transport subclasses.
-        transport: Any
-
+    class Http(Counted):
         def connection_made(self, transport: Any) -> None:
-            self.transport = transport
             self.parser = httptools.HttpRequestParser(self)
-            nodelay(transport.get_extra_info("socket"))
-            tally.connected()
+            super().connection_made(transport)
 
         def data_received(self, data: bytes) -> None:
             try:
@@ -276,10 +278,7 @@ async def serve_httptools(listener: socket.socket, tally: Tally, size: int) -> N
             if not self.parser.should_keep_alive():
                 self.transport.close()
 
-        def connection_lost(self, exc: Exception | None) -> None:
-            tally.lost()
-
-    server = await loop.create_server(Http, sock=listener)
+    server = await loop.create_server(lambda: Http(tally), sock=listener)
     await tally.done
     server.close()
 
